@@ -1,0 +1,22 @@
+"""CenterNet ("Objects as Points", Zhou et al. 2019) as a Detectron2 plugin.
+
+Importing this package registers the ``CenterNet`` meta-architecture, its backbones and the built-in
+datasets into Detectron2's registries. Use :func:`add_centernet_config` on a ``get_cfg()`` before
+merging a CenterNet YAML file.
+"""
+try:
+    import detectron2  # noqa: F401
+except ImportError as e:
+    raise ImportError(
+        "centernet_d2 needs Detectron2, which is not importable here "
+        f"({e}). Run the set-up from the repository root: `bash tools/setup_env.sh` "
+        "(it creates .venv and installs Detectron2 unless you already have it), then use "
+        ".venv/bin/python or activate .venv."
+    ) from e
+
+from . import data, modeling  # noqa: F401,E402  (registers models, backbones and datasets)
+from .config import add_centernet_config  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["add_centernet_config", "__version__"]

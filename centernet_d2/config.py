@@ -1,0 +1,70 @@
+"""Default configuration of centernet-d2: :func:`add_centernet_config`."""
+from detectron2.config import CfgNode as CN
+
+__all__ = ["add_centernet_config"]
+
+
+def add_centernet_config(cfg: CN) -> CN:
+    """Add every centernet-d2 key, with its default, to ``cfg`` (a ``get_cfg()``) in place.
+
+    Call it before ``cfg.merge_from_file`` on a CenterNet YAML. Detectron2's global defaults are
+    never touched. Returns ``cfg`` for chaining.
+    """
+    _C = cfg
+    _C.MODEL.CENTERNET = CN()
+    c = _C.MODEL.CENTERNET
+    c.NUM_CLASSES = 80
+    # Backbone features the head runs on; CenterNet uses a single stride-4 map.
+    c.IN_FEATURES = ["p2"]
+    # Head: HEAD_NUM_CONVS 3x3 convs of HEAD_CHANNELS (ReLU) before each branch's 1x1 output conv.
+    c.HEAD_CHANNELS = 64
+    c.HEAD_NUM_CONVS = 1
+    # Norm after each tower conv of the head: "" (none, as in the paper), "BN", "GN", "SyncBN".
+    c.HEAD_NORM = ""
+    # Initial heatmap probability: the output bias is -log((1 - p) / p) (focal-loss prior).
+    c.PRIOR_PROB = 0.1
+    # Heatmap focal loss (CornerNet eq. 1): (1 - p)^ALPHA at peaks, (1 - y)^BETA p^ALPHA elsewhere.
+    c.FOCAL_ALPHA = 2.0
+    c.FOCAL_BETA = 4.0
+    # Loss weights: heatmap, size (in output-grid cells, L1) and sub-cell offset (L1).
+    c.HEATMAP_WEIGHT = 1.0
+    c.SIZE_WEIGHT = 0.1
+    c.OFFSET_WEIGHT = 1.0
+    # Gaussian targets: "cornernet" (round gaussian, radius from MIN_OVERLAP) or "ttf" (elliptical
+    # gaussian with sigma = TTF_ALPHA * box side / 6, as in TTFNet).
+    c.TARGET_KIND = "cornernet"
+    # CornerNet radius: the largest corner shift that keeps IoU >= MIN_OVERLAP with the GT box.
+    c.MIN_OVERLAP = 0.7
+    c.TTF_ALPHA = 0.54
+    # Inference: detections scoring below this are dropped; top-K is TEST.DETECTIONS_PER_IMAGE.
+    c.SCORE_THRESH_TEST = 0.05
+
+    # Training augmentation (centernet_d2.data.build_centernet_augmentation): a TRAIN_SIZE
+    # (height, width) canvas scaled by a random factor in SCALE_RANGE, the image resized to fit it,
+    # then randomly cropped / padded to TRAIN_SIZE; flips follow INPUT.RANDOM_FLIP; brightness,
+    # contrast and saturation are scaled by random factors in [1 - COLOR_JITTER, 1 + COLOR_JITTER].
+    _C.INPUT.CENTERNET = CN()
+    _C.INPUT.CENTERNET.TRAIN_SIZE = (512, 512)
+    _C.INPUT.CENTERNET.SCALE_RANGE = (0.6, 1.3)
+    _C.INPUT.CENTERNET.COLOR_JITTER = 0.4
+
+    # Optimiser built by centernet_d2.engine.Trainer: "SGD" (Detectron2's), "ADAM" (the paper's) or
+    # "ADAMW"; SOLVER.BASE_LR, WEIGHT_DECAY, MOMENTUM (SGD) and CLIP_GRADIENTS apply to each.
+    _C.SOLVER.OPTIMIZER = "SGD"
+
+    # ResNet + deconvolution upsampler (the paper's ResNet variant): three stride-2 transposed convs.
+    c.DECONV = CN()
+    c.DECONV.IN_FEATURE = "res5"
+    c.DECONV.CHANNELS = [256, 128, 64]  # output channels of each stage
+    c.DECONV.KERNEL_SIZE = 4  # of the transposed convs
+    c.DECONV.NORM = "BN"  # "BN", "SyncBN", "FrozenBN", "GN" or "" (none)
+
+    # MobileNet (torchvision) + FPN backbones.
+    _C.MODEL.MOBILENET = CN()
+    # "mobilenet_v2", "mobilenet_v3_large" or "mobilenet_v3_small"
+    _C.MODEL.MOBILENET.NAME = "mobilenet_v2"
+    # Norm of the MobileNet's layers: "BN", "SyncBN", "FrozenBN" (GN does not divide its widths).
+    _C.MODEL.MOBILENET.NORM = "BN"
+    # Stages frozen for training (0: none; the stem counts as stage 1).
+    _C.MODEL.MOBILENET.FREEZE_AT = 0
+    return cfg

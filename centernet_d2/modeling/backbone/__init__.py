@@ -1,0 +1,25 @@
+"""CenterNet backbones; importing this package registers their builders in BACKBONE_REGISTRY.
+
+MODEL.BACKBONE.NAME and outputs:
+
+- ``build_resnet_deconv_backbone``: "p2"; ResNet res5 + transposed convs (MODEL.CENTERNET.DECONV).
+- ``build_resnet_fpn_p2_backbone``: "p2"; ResNet res2..res5 + FPN (MODEL.FPN).
+- ``build_mobilenet_fpn_p2_backbone``: "p2"; MobileNet m2..m5 + FPN (MODEL.MOBILENET, MODEL.FPN).
+- ``build_mobilenet_backbone``: "m2".."m5"; torchvision MobileNet V2 / V3 (MODEL.MOBILENET).
+"""
+
+from .deconv import DeconvUpsampler, build_resnet_bottom_up, build_resnet_deconv_backbone
+from .fpn import FinestLevelFPN, build_mobilenet_fpn_p2_backbone, build_resnet_fpn_p2_backbone
+from .mobilenet import MobileNetBackbone, build_mobilenet_backbone, build_mobilenet_bottom_up
+
+__all__ = [
+    "DeconvUpsampler",
+    "FinestLevelFPN",
+    "MobileNetBackbone",
+    "build_mobilenet_backbone",
+    "build_mobilenet_bottom_up",
+    "build_mobilenet_fpn_p2_backbone",
+    "build_resnet_bottom_up",
+    "build_resnet_deconv_backbone",
+    "build_resnet_fpn_p2_backbone",
+]

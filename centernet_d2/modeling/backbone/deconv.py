@@ -1,0 +1,236 @@
+"""ResNet + deconvolution upsampler: the ResNet variant of CenterNet ("Objects as Points", sec. 4).
+
+A bottom-up ResNet gives a stride-32 map (``res5``); ``len(channels)`` stages each apply a 3x3 conv
+(+ norm + ReLU) and a stride-2 transposed conv (+ norm + ReLU) that doubles the resolution exactly,
+so three stages give one stride-4 map named ``"p2"``. The paper's 3x3 conv is deformable; ours is a
+plain convolution.
+
+Shape shorthand: N images, C channels, H/W height and width of a feature map.
+"""
+
+import logging
+import math
+from typing import Dict, List, Sequence
+
+import fvcore.nn.weight_init as weight_init
+import torch
+import torch.nn.functional as F
+from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone, build_resnet_backbone
+from torch import nn
+
+__all__ = [
+    "DeconvUpsampler",
+    "bilinear_upsample_kernel",
+    "build_resnet_bottom_up",
+    "build_resnet_deconv_backbone",
+]
+
+logger = logging.getLogger(__name__)
+
+# Norm names accepted by DeconvUpsampler (passed to detectron2.layers.get_norm; "" means none).
+DECONV_NORMS = ("BN", "SyncBN", "FrozenBN", "GN", "")
+# Transposed-conv kernel size -> (padding, output_padding) giving an output of exactly 2x the
+# input, as in the reference CenterNet's ``_get_deconv_cfg``.
+DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
+# Channels per group of detectron2's "GN" (nn.GroupNorm(32, C)).
+GN_GROUPS = 32
+RESNET_FEATURES = ("res2", "res3", "res4", "res5")
+
+
+def bilinear_upsample_kernel(kernel_size: int, stride: int = 2) -> torch.Tensor:
+    """Bilinear-interpolation weights of a transposed conv that upsamples by ``stride``.
+
+    The taps are those of the reference CenterNet / FCN bilinear filter,
+    ``(1 - |i - center| / f)`` along each axis with ``f = ceil(kernel_size / 2)``; the taps of each
+    of the ``stride`` output phases are then normalised to sum to 1, so that a constant map stays
+    constant away from the border (a no-op for kernel 3 and 4; kernel 2 becomes nearest-neighbour).
+
+    Returns:
+        (kernel_size, kernel_size) float tensor. For kernel 4: the outer product of
+        ``[0.25, 0.75, 0.75, 0.25]`` with itself.
+    """
+    f = math.ceil(kernel_size / 2)
+    center = f - 1 if kernel_size % 2 == 1 else f - 0.5
+    taps = 1 - (torch.arange(kernel_size, dtype=torch.float64) - center).abs() / f  # (k,)
+    for phase in range(stride):
+        taps[phase::stride] /= taps[phase::stride].sum()
+    return torch.outer(taps, taps).float()
+
+
+class _DeconvStage(nn.Module):
+    """3x3 conv + norm + ReLU, then a stride-2 transposed conv + norm + ReLU: (N, C_in, H, W) ->
+    (N, C_out, 2H, 2W)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: str):
+        super().__init__()
+        use_bias = norm == ""
+        self.conv = Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size=3,
+            padding=1,
+            bias=use_bias,
+            norm=get_norm(norm, out_channels),
+            activation=F.relu,
+        )
+        weight_init.c2_msra_fill(self.conv)
+        padding, output_padding = DECONV_PADDING[kernel_size]
+        self.up = nn.ConvTranspose2d(
+            out_channels,
+            out_channels,
+            kernel_size,
+            stride=2,
+            padding=padding,
+            output_padding=output_padding,
+            bias=use_bias,
+        )
+        self.up_norm = get_norm(norm, out_channels)
+        # Each channel is upsampled bilinearly on its own (weight is (C_in, C_out, k, k)). The
+        # reference code's fill_up_weights writes the kernel into w[:, 0] only, which is right for
+        # the depthwise convs it was written for; for a full transposed conv the diagonal is the
+        # bilinear upsampler.
+        with torch.no_grad():
+            self.up.weight.zero_()
+            kernel = bilinear_upsample_kernel(kernel_size)
+            for c in range(out_channels):
+                self.up.weight[c, c] = kernel
+            if self.up.bias is not None:
+                self.up.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.up(self.conv(x))
+        if self.up_norm is not None:
+            x = self.up_norm(x)
+        return F.relu(x)
+
+
+class DeconvUpsampler(Backbone):
+    """Upsamples one feature of a bottom-up backbone with stride-2 transposed convolutions.
+
+    The output is named ``p<log2 stride>``: ``"p2"`` for ``res5`` (stride 32) and three stages.
+    Module names: ``bottom_up.*`` (the wrapped backbone), ``stage<i>.conv``, ``stage<i>.up``,
+    ``stage<i>.up_norm`` for i = 1..len(channels).
+    """
+
+    def __init__(
+        self,
+        bottom_up: Backbone,
+        in_feature: str,
+        channels: Sequence[int],
+        kernel_size: int = 4,
+        norm: str = "BN",
+    ):
+        """
+        Args:
+            bottom_up: backbone producing ``in_feature``.
+            in_feature: name of the bottom-up feature to upsample, e.g. ``"res5"``.
+            channels: output channels of each stage; each stage halves the stride.
+            kernel_size: transposed-conv kernel, one of 2, 3, 4 (the paper uses 4).
+            norm: one of "BN", "SyncBN", "FrozenBN", "GN", "" (none).
+        """
+        super().__init__()
+        in_shape = bottom_up.output_shape()[in_feature]
+        assert len(channels) > 0, channels
+        assert in_shape.stride % 2 ** len(channels) == 0, (in_shape.stride, channels)
+        assert kernel_size in DECONV_PADDING, kernel_size
+        self.bottom_up = bottom_up
+        self.in_feature = in_feature
+        in_channels = in_shape.channels
+        for i, out_channels in enumerate(channels, start=1):
+            self.add_module(f"stage{i}", _DeconvStage(in_channels, out_channels, kernel_size, norm))
+            in_channels = out_channels
+        self._num_stages = len(channels)
+        stride = in_shape.stride // 2 ** len(channels)
+        name = f"p{int(math.log2(stride))}"
+        self._out_features = [name]
+        self._out_feature_channels = {name: channels[-1]}
+        self._out_feature_strides = {name: stride}
+        # Finer strides are derived from this one by exact doubling, so only the bottom-up's
+        # stride constrains the input size.
+        self._size_divisibility = in_shape.stride
+
+    @property
+    def size_divisibility(self) -> int:
+        return self._size_divisibility
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """
+        Args:
+            x: (N, C_in, H, W) images, H and W multiples of ``size_divisibility``.
+
+        Returns:
+            ``{"p2": (N, channels[-1], H / 4, W / 4)}`` for three stages on ``res5``.
+        """
+        y = self.bottom_up(x)[self.in_feature]  # (N, C, H / 32, W / 32) for res5
+        for i in range(1, self._num_stages + 1):
+            y = getattr(self, f"stage{i}")(y)  # resolution doubles at each stage
+        return {self._out_features[0]: y}
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return {
+            name: ShapeSpec(
+                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
+            )
+            for name in self._out_features
+        }
+
+
+def _check_choice(key: str, value, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}")
+
+
+def _check_list(key: str, values: Sequence[str], allowed: Sequence[str]) -> None:
+    if len(values) == 0 or any(v not in allowed for v in values):
+        raise ValueError(f"{key} must be a non-empty list of {list(allowed)}, got {values!r}")
+
+
+def build_resnet_bottom_up(cfg, input_shape: ShapeSpec, out_features: List[str]) -> Backbone:
+    """Detectron2's ResNet (MODEL.RESNETS.*) returning ``out_features`` whatever
+    MODEL.RESNETS.OUT_FEATURES says; stages after the last of them are not built.
+
+    The given cfg is not modified (a clone is changed).
+    """
+    _check_list("out_features", out_features, RESNET_FEATURES)
+    r = cfg.MODEL.RESNETS
+    if r.DEPTH in (18, 34) and r.RES2_OUT_CHANNELS != 64:
+        raise ValueError(
+            f"MODEL.RESNETS.RES2_OUT_CHANNELS must be 64 for MODEL.RESNETS.DEPTH={r.DEPTH}, "
+            f"got {r.RES2_OUT_CHANNELS}"
+        )
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.RESNETS.OUT_FEATURES = list(out_features)
+    return build_resnet_backbone(cfg, input_shape)
+
+
+@BACKBONE_REGISTRY.register()
+def build_resnet_deconv_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
+    """ResNet / ResNeXt (MODEL.RESNETS.*, depth 18/34/50/101/152) + :class:`DeconvUpsampler`
+    (MODEL.CENTERNET.DECONV.*). MODEL.RESNETS.OUT_FEATURES is ignored.
+
+    Returns:
+        a backbone with the single output ``"p2"`` (stride 4) for the default config.
+    """
+    c = cfg.MODEL.CENTERNET.DECONV
+    _check_choice("MODEL.CENTERNET.DECONV.IN_FEATURE", c.IN_FEATURE, RESNET_FEATURES)
+    _check_choice("MODEL.CENTERNET.DECONV.KERNEL_SIZE", c.KERNEL_SIZE, tuple(DECONV_PADDING))
+    _check_choice("MODEL.CENTERNET.DECONV.NORM", c.NORM, DECONV_NORMS)
+    channels = list(c.CHANNELS)
+    if c.NORM == "GN" and any(ch % GN_GROUPS for ch in channels):
+        raise ValueError(
+            f"MODEL.CENTERNET.DECONV.CHANNELS must be multiples of {GN_GROUPS} with "
+            f"MODEL.CENTERNET.DECONV.NORM='GN', got {channels}"
+        )
+    bottom_up = build_resnet_bottom_up(cfg, input_shape, [c.IN_FEATURE])
+    in_stride = bottom_up.output_shape()[c.IN_FEATURE].stride
+    max_stages = int(math.log2(in_stride))
+    if not 0 < len(channels) <= max_stages or any(ch <= 0 for ch in channels):
+        raise ValueError(
+            f"MODEL.CENTERNET.DECONV.CHANNELS must list 1 to {max_stages} positive channel counts "
+            f"(one per stride-2 stage on {c.IN_FEATURE}, stride {in_stride}), got {channels}"
+        )
+    return DeconvUpsampler(
+        bottom_up, c.IN_FEATURE, channels, kernel_size=c.KERNEL_SIZE, norm=c.NORM
+    )

@@ -1,0 +1,102 @@
+"""CenterNet's head: one small conv tower per output branch on a single feature map.
+
+Shape shorthand:
+    N: images, C: input channels, K: classes, H/W: output grid.
+"""
+import math
+from typing import Dict, List
+
+import torch
+from detectron2.config import configurable
+from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from torch import Tensor, nn
+
+__all__ = ["CenterNetHead"]
+
+
+class CenterNetHead(nn.Module):
+    """Predicts, on one feature map, the class heatmap logits (K channels), the object size
+    (width, height in cells) and the sub-cell centre offset (dx, dy in cells).
+
+    Each branch is ``num_convs`` 3x3 convs (+ norm) + ReLU followed by a 1x1 conv, as in the
+    paper (one 3x3 conv of 64 or 256 channels per branch).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        input_shape: List[ShapeSpec],
+        num_classes: int,
+        channels: int = 64,
+        num_convs: int = 1,
+        norm: str = "",
+        prior_prob: float = 0.1,
+    ):
+        """
+        Args:
+            input_shape: shapes of the input features; CenterNet takes exactly one.
+            num_classes: K.
+            channels: width of each branch's 3x3 convs.
+            num_convs: 3x3 convs per branch (0: the 1x1 output conv alone).
+            norm: norm after each 3x3 conv: "" (none), "BN", "SyncBN", "GN", ...
+            prior_prob: initial heatmap probability everywhere; sets the heatmap output bias.
+        """
+        super().__init__()
+        if len(input_shape) != 1:
+            raise ValueError(
+                "CenterNetHead takes one feature map (MODEL.CENTERNET.IN_FEATURES of length 1), "
+                f"got {len(input_shape)}"
+            )
+        outputs = {"heatmap": num_classes, "size": 2, "offset": 2}
+        self.branches = nn.ModuleDict(
+            {
+                name: self._branch(input_shape[0].channels, channels, num_convs, norm, out)
+                for name, out in outputs.items()
+            }
+        )
+        bias = -math.log((1 - prior_prob) / prior_prob)
+        nn.init.constant_(self.branches["heatmap"][-1].bias, bias)
+
+    @staticmethod
+    def _branch(in_channels, channels, num_convs, norm, out_channels):
+        layers = []
+        for i in range(num_convs):
+            conv = Conv2d(
+                in_channels if i == 0 else channels,
+                channels,
+                kernel_size=3,
+                padding=1,
+                bias=not norm,
+                norm=get_norm(norm, channels),
+            )
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+            layers += [conv, nn.ReLU(inplace=True)]
+        out = nn.Conv2d(channels if num_convs else in_channels, out_channels, kernel_size=1)
+        nn.init.normal_(out.weight, std=0.01)
+        nn.init.zeros_(out.bias)
+        return nn.Sequential(*layers, out)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: List[ShapeSpec]):
+        c = cfg.MODEL.CENTERNET
+        return {
+            "input_shape": input_shape,
+            "num_classes": c.NUM_CLASSES,
+            "channels": c.HEAD_CHANNELS,
+            "num_convs": c.HEAD_NUM_CONVS,
+            "norm": c.HEAD_NORM,
+            "prior_prob": c.PRIOR_PROB,
+        }
+
+    def forward(self, features: List[Tensor]) -> Dict[str, Tensor]:
+        """
+        Args:
+            features: one (N, C, H, W) map.
+        Returns:
+            "heatmap": (N, K, H, W) logits; "size": (N, 2, H, W); "offset": (N, 2, H, W).
+        """
+        (x,) = features
+        return {name: branch(x) for name, branch in self.branches.items()}

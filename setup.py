@@ -1,0 +1,28 @@
+#!/usr/bin/env python
+"""centernet-d2: CenterNet ("Objects as Points") as a Detectron2 plugin.
+
+Detectron2 itself is not on the package index; ``bash tools/setup_env.sh`` provides it (or keeps
+yours). See README.md.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="centernet-d2",
+    version="0.1.0",
+    description='CenterNet ("Objects as Points") as a Detectron2 plugin',
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=("centernet_d2", "centernet_d2.*")),
+    python_requires=">=3.8",
+    install_requires=[
+        "torch>=1.10",
+        "torchvision>=0.11",
+        "fvcore>=0.1.5",
+        "pycocotools>=2.0.2",
+        "opencv-python",
+        "numpy",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)

@@ -1,0 +1,167 @@
+import json
+import os
+import tempfile
+import unittest
+
+import numpy as np
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+import centernet_d2.data  # noqa: F401  (registers the built-in datasets)
+from centernet_d2.data import (
+    SHAPE_CLASSES,
+    generate_shapes_dataset,
+    register_all_shapes,
+    render_shapes_image,
+    shapes_dataset_paths,
+)
+
+
+def _files(root):
+    """{relative path: (bytes, mtime_ns)} of every file under root."""
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root)] = (f.read(), os.stat(p).st_mtime_ns)
+    return out
+
+
+class TestShapesGenerator(unittest.TestCase):
+    def setUp(self):
+        self._tmp = tempfile.TemporaryDirectory()
+        self.tmp = self._tmp.name
+
+    def tearDown(self):
+        self._tmp.cleanup()
+
+    def test_same_seed_same_bytes(self):
+        ra, rb = os.path.join(self.tmp, "a"), os.path.join(self.tmp, "b")
+        a = generate_shapes_dataset(ra, "train", 3, seed=5, image_size=96, max_size=64)
+        b = generate_shapes_dataset(rb, "train", 3, seed=5, image_size=96, max_size=64)
+        fa, fb = _files(ra), _files(rb)
+        self.assertEqual(sorted(fa), sorted(fb))
+        self.assertIn(os.path.join("annotations", "train.json"), fa)
+        self.assertEqual(len([p for p in fa if p.endswith(".jpg")]), 3)
+        for path in fa:
+            if not path.endswith(".lock"):
+                self.assertEqual(fa[path][0], fb[path][0], path)
+        with open(a) as f, open(b) as g:
+            self.assertEqual(json.load(f), json.load(g))
+
+    def test_other_seed_other_data(self):
+        a = generate_shapes_dataset(self.tmp, "s1", 2, seed=1, image_size=96, max_size=64)
+        b = generate_shapes_dataset(self.tmp, "s2", 2, seed=2, image_size=96, max_size=64)
+        with open(a) as f, open(b) as g:
+            ja, jb = json.load(f), json.load(g)
+        self.assertNotEqual(ja["annotations"], jb["annotations"])
+        for name in ("000001.jpg", "000002.jpg"):
+            with open(os.path.join(self.tmp, "s1", name), "rb") as f:
+                with open(os.path.join(self.tmp, "s2", name), "rb") as g:
+                    self.assertNotEqual(f.read(), g.read())
+
+    def test_content_constraints(self):
+        n, size = 40, 128
+        path = generate_shapes_dataset(self.tmp, "val", n, seed=0, image_size=size, max_size=96)
+        with open(path) as f:
+            coco = json.load(f)
+        cats = coco["categories"]
+        self.assertGreaterEqual(len(cats), 3)
+        self.assertEqual([c["id"] for c in cats], list(range(1, len(cats) + 1)))
+        self.assertEqual([c["name"] for c in cats], list(SHAPE_CLASSES))
+        self.assertEqual(len(coco["images"]), n)
+        per_image = {im["id"]: 0 for im in coco["images"]}
+        for im in coco["images"]:
+            self.assertEqual((im["height"], im["width"]), (size, size))
+            self.assertTrue(os.path.isfile(os.path.join(self.tmp, "val", im["file_name"])))
+        for a in coco["annotations"]:
+            per_image[a["image_id"]] += 1
+            x, y, w, h = a["bbox"]
+            self.assertGreaterEqual(max(w, h), 8)
+            self.assertLessEqual(max(w, h), 96)
+            self.assertGreaterEqual(min(x, y), 0)
+            self.assertLessEqual(x + w, size)
+            self.assertLessEqual(y + h, size)
+            self.assertEqual(a["iscrowd"], 0)
+            self.assertGreater(a["area"], 0)
+            self.assertLessEqual(a["area"], w * h)
+        self.assertTrue(all(1 <= k <= 8 for k in per_image.values()), per_image)
+        # all classes occur, and the task is not one object per image
+        self.assertEqual({a["category_id"] for a in coco["annotations"]}, {c["id"] for c in cats})
+        self.assertGreater(len(coco["annotations"]), 2 * n)
+        ids = [a["id"] for a in coco["annotations"]]
+        self.assertEqual(len(set(ids)), len(ids))
+
+    def test_occlusion_limit(self):
+        rng = np.random.default_rng(0)
+        for _ in range(10):
+            img, objects = render_shapes_image(rng, (80, 112), max_size=64, max_occlusion=0.6)
+            self.assertEqual(img.shape, (80, 112, 3))
+            self.assertEqual(img.dtype, np.uint8)
+            for obj in objects:
+                self.assertGreaterEqual(obj["visible"], 0.4)
+
+    def test_second_call_rewrites_nothing(self):
+        path = generate_shapes_dataset(self.tmp, "train", 3, seed=0, image_size=64, max_size=48)
+        before = _files(self.tmp)
+        self.assertEqual(
+            generate_shapes_dataset(self.tmp, "train", 3, seed=0, image_size=64, max_size=48), path
+        )
+        self.assertEqual(_files(self.tmp), before)
+        # other parameters replace the split
+        generate_shapes_dataset(self.tmp, "train", 2, seed=0, image_size=64, max_size=48)
+        with open(path) as f:
+            self.assertEqual(len(json.load(f)["images"]), 2)
+        images = sorted(os.listdir(os.path.join(self.tmp, "train")))
+        self.assertEqual(images, ["000001.jpg", "000002.jpg"])
+        # no temporary files left behind
+        left = sorted(p for p in os.listdir(self.tmp) if not p.endswith(".lock"))
+        self.assertEqual(left, ["annotations", "train"])
+
+    def test_png_and_bad_arguments(self):
+        generate_shapes_dataset(
+            self.tmp, "p", 1, seed=0, image_size=64, max_size=48, image_format="png"
+        )
+        with open(os.path.join(self.tmp, "p", "000001.png"), "rb") as f:
+            self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+        with self.assertRaisesRegex(ValueError, "image_format"):
+            generate_shapes_dataset(self.tmp, "q", 1, seed=0, image_format="bmp")
+        with self.assertRaisesRegex(ValueError, "max_size"):
+            generate_shapes_dataset(self.tmp, "q", 1, seed=0, image_size=64)  # max_size 96 > 64
+
+
+class TestBuiltinShapes(unittest.TestCase):
+    def test_registered(self):
+        names = DatasetCatalog.list()
+        for name in ("shapes_train", "shapes_val"):
+            self.assertIn(name, names)
+            meta = MetadataCatalog.get(name)
+            self.assertEqual(meta.thing_classes, list(SHAPE_CLASSES))
+            self.assertEqual(meta.evaluator_type, "coco")
+            self.assertTrue(meta.json_file.endswith(".json"))
+            self.assertTrue(meta.image_root)
+
+    def test_lazy_generation(self):
+        name = "shapes_test_lazy_generation"
+        with tempfile.TemporaryDirectory() as tmp:
+            register_all_shapes(tmp, {name: {"split": "tiny", "num_images": 2, "seed": 3}})
+            try:
+                self.assertEqual(os.listdir(tmp), [])  # registering writes nothing
+                dicts = DatasetCatalog.get(name)
+                json_file, image_root = shapes_dataset_paths(tmp, "tiny")
+                self.assertEqual(MetadataCatalog.get(name).json_file, json_file)
+                self.assertTrue(os.path.isfile(json_file))
+                self.assertEqual(len(dicts), 2)
+                for d in dicts:
+                    self.assertTrue(d["file_name"].startswith(image_root))
+                    self.assertTrue(os.path.isfile(d["file_name"]))
+                    for a in d["annotations"]:  # contiguous ids after load_coco_json
+                        self.assertIn(a["category_id"], range(len(SHAPE_CLASSES)))
+                self.assertEqual(centernet_d2.data.ensure_builtin_generated(name), json_file)
+            finally:
+                DatasetCatalog.remove(name)
+                MetadataCatalog.remove(name)
+
+    def test_ensure_unknown_name(self):
+        with self.assertRaisesRegex(KeyError, "coco_2017_val"):
+            centernet_d2.data.ensure_builtin_generated("coco_2017_val")

@@ -1,0 +1,74 @@
+import math
+import unittest
+
+import numpy as np
+import torch
+
+from centernet_d2.modeling.decode import decode_boxes, to_instances, topk_peaks
+
+
+def _planted(N=2, K=3, H=8, W=10):
+    logits = torch.full((N, K, H, W), -10.0)
+    size = torch.zeros(N, 2, H, W)
+    offset = torch.zeros(N, 2, H, W)
+    # image 0: class 1 at (x=2, y=3), logit 2; class 0 at (x=7, y=6), logit 1
+    logits[0, 1, 3, 2], size[0, :, 3, 2], offset[0, :, 3, 2] = 2.0, torch.tensor([4.0, 2.0]), torch.tensor([0.5, 0.25])
+    logits[0, 0, 6, 7], size[0, :, 6, 7], offset[0, :, 6, 7] = 1.0, torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.75])
+    # a weaker neighbour of the first peak is not a peak
+    logits[0, 1, 3, 3] = 1.5
+    # image 1: class 2 at (x=9, y=0), logit 0
+    logits[1, 2, 0, 9], size[1, :, 0, 9], offset[1, :, 0, 9] = 0.0, torch.tensor([2.0, 2.0]), torch.tensor([0.5, 0.5])
+    return logits, size, offset
+
+
+class TestDecode(unittest.TestCase):
+    def test_planted_peaks(self):
+        logits, size, offset = _planted()
+        boxes, scores, classes = decode_boxes(logits, size, offset, stride=4, k=3)
+        sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+        np.testing.assert_allclose(scores[0, :2].numpy(), [sig(2.0), sig(1.0)], rtol=1e-6)
+        self.assertEqual(classes[0, :2].tolist(), [1, 0])
+        # centre (2.5, 3.25), size (4, 2) cells -> (0.5, 2.25, 4.5, 4.25) * 4
+        np.testing.assert_allclose(boxes[0, 0].numpy(), [2, 9, 18, 17])
+        # centre (7, 6.75), size (1, 3) -> (6.5, 5.25, 7.5, 8.25) * 4
+        np.testing.assert_allclose(boxes[0, 1].numpy(), [26, 21, 30, 33])
+        self.assertLess(scores[0, 2].item(), 1e-4)  # only -10 logits remain
+        self.assertEqual(classes[1, 0].item(), 2)
+        np.testing.assert_allclose(boxes[1, 0].numpy(), [34, -2, 42, 6])
+
+        results = to_instances(boxes, scores, classes, [(32, 40), (32, 40)], score_thresh=0.3)
+        self.assertEqual(len(results[0]), 2)
+        self.assertEqual(len(results[1]), 1)
+        # clipped to the image
+        np.testing.assert_allclose(results[1].pred_boxes.tensor[0].numpy(), [34, 0, 40, 6])
+        self.assertEqual(results[1].scores[0].item(), 0.5)
+
+    def test_batched_equals_single(self):
+        g = torch.Generator().manual_seed(0)
+        logits = torch.randn(3, 4, 9, 11, generator=g)
+        size = torch.rand(3, 2, 9, 11, generator=g) * 5
+        offset = torch.rand(3, 2, 9, 11, generator=g)
+        batched = decode_boxes(logits, size, offset, 4, 20)
+        for i in range(3):
+            single = decode_boxes(logits[i : i + 1], size[i : i + 1], offset[i : i + 1], 4, 20)
+            # same peaks and classes; vectorised sigmoid may differ from scalar by one ulp
+            for b, s in zip(batched, single):
+                torch.testing.assert_close(b[i : i + 1], s, rtol=1e-6, atol=0)
+
+    def test_peaks_are_local_maxima(self):
+        g = torch.Generator().manual_seed(1)
+        logits = torch.randn(1, 2, 6, 6, generator=g)
+        scores, classes, pos = topk_peaks(logits, 500)
+        finite = torch.isfinite(torch.logit(scores))
+        for s, c, p in zip(scores[0][finite[0]], classes[0][finite[0]], pos[0][finite[0]]):
+            y, x = divmod(p.item(), 6)
+            window = logits[0, c, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2]
+            self.assertEqual(logits[0, c, y, x].item(), window.max().item())
+        self.assertEqual(scores.shape, (1, 72))  # T = min(k, K*H*W)
+
+    def test_traceable(self):
+        logits, size, offset = _planted()
+        traced = torch.jit.trace(lambda a, b, c: decode_boxes(a, b, c, 4, 5), (logits, size, offset))
+        logits2 = logits.flip(3)
+        for x, y in zip(traced(logits2, size, offset), decode_boxes(logits2, size, offset, 4, 5)):
+            self.assertTrue(torch.equal(x, y))
