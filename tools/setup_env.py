@@ -36,6 +36,8 @@ SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29
 WHEEL_NAME = "detectron2-0.6-py3-none-any.whl"
 DEFAULT_TORCH_SPEC = "torch==2.14.1 torchvision==0.29.1"
 STAMP = Path(sys.prefix) / ".centernet_d2_setup.json"
+# written into the pure-Python Detectron2 package: the recipe it was built with
+RECIPE_FILE = "centernet_d2_recipe.txt"
 
 
 def log(msg):
@@ -107,15 +109,16 @@ def download_sdist(cache):
     return sdist
 
 
-def patch_sources(src):
+def patch_sources(src, recipe):
     """Make Detectron2 v0.6's Python sources work without _C and with current Pillow/numpy."""
     pkg = src / "detectron2"
     shutil.copy(PURE_DIR / "_C.py", pkg / "_C.py")
+    (pkg / RECIPE_FILE).write_text(recipe)
     # Pillow 10 removed Image.LINEAR, an alias of BILINEAR.
     transform = pkg / "data" / "transforms" / "transform.py"
     transform.write_text(transform.read_text().replace("Image.LINEAR", "Image.BILINEAR"))
-    # numpy 1.24 removed the aliases np.int / np.float / np.bool of the builtins.
-    alias = re.compile(r"\bnp\.(int|float|bool)\b(?!_)")
+    # numpy 1.24 removed the aliases np.int / np.float / np.bool / np.str / np.object of builtins.
+    alias = re.compile(r"\bnp\.(int|float|bool|str|object)\b(?!_)")
     for py in pkg.rglob("*.py"):
         text = py.read_text()
         new = alias.sub(r"\1", text)
@@ -147,21 +150,36 @@ def build_wheel(cache):
         shutil.copytree(src / "detectron2", build / "detectron2")
         shutil.copy(src / "LICENSE", build / "LICENSE")
         shutil.copy(PURE_DIR / "setup.py", build / "setup.py")
-        patch_sources(build)
+        patch_sources(build, recipe)
         pip("wheel", "--no-deps", "--no-build-isolation", "-w", tmp, build)
         shutil.move(str(Path(tmp) / WHEEL_NAME), wheel)
     marker.write_text(recipe)
     return wheel
 
 
+def installed_recipe():
+    """The recipe of an installed pure-Python Detectron2 of ours, None for any other Detectron2."""
+    code = (
+        "import detectron2, os; p = os.path.join(os.path.dirname(detectron2.__file__), "
+        f"{RECIPE_FILE!r}); print(open(p).read() if os.path.exists(p) else '')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    return out.strip() or None
+
+
 def provide_detectron2():
     if importable("detectron2"):
-        import detectron2
+        recipe = installed_recipe()
+        if recipe is None or recipe == wheel_recipe_digest():
+            import detectron2
 
-        log(f"using the importable Detectron2 {detectron2.__version__} at {detectron2.__file__}")
+            where = detectron2.__file__
+            log(f"using the importable Detectron2 {detectron2.__version__} at {where}")
+            return
+        log("the pure-Python Detectron2 installed by an older set-up is replaced")
+        pip("install", "--force-reinstall", "--no-deps", build_wheel(cache_dir()))
         return
-    wheel = build_wheel(cache_dir())
-    pip("install", wheel)
+    pip("install", build_wheel(cache_dir()))
 
 
 def main():

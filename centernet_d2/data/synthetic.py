@@ -3,7 +3,7 @@
 Each image has 1-8 filled shapes of :data:`SHAPE_CLASSES` on a cluttered background. What makes it
 a real (if small) detection task:
 
-* objects are 8-96 px on their long side (log-uniform), rotated, with per-class shape variation
+* objects are 8-96 px on their long side (uniform), rotated, with per-class shape variation
   (triangle angles, rectangle aspect, star depth, cross arm width);
 * every object and every distractor gets a random colour, so colour says nothing about the class
   (an object's colour only has to stand out from what lies under it, objects included);
@@ -50,7 +50,7 @@ SHAPE_CLASSES = ("circle", "triangle", "rectangle", "star", "cross")
 """Class names; the COCO category id of ``SHAPE_CLASSES[k]`` is ``k + 1``."""
 
 # Bump when the rendering changes, so that datasets made by an older generator are remade.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 IMAGE_FORMATS = ("jpg", "png")
 JPEG_QUALITY = 90
 # OpenCV draws polygons with fixed-point vertices of SHIFT fractional bits: a 1/16 px grid.
@@ -246,7 +246,7 @@ def render_shapes_image(
 
     # Sizes are drawn from [min_size + 1/16, max_size - 1/16] so that snapping the vertices to
     # the 1/16 px grid keeps every long side within [min_size, max_size].
-    lo, hi = math.log(min_size + 1 / GRID), math.log(max_size - 1 / GRID)
+    lo, hi = min_size + 1 / GRID, max_size - 1 / GRID
     ids = np.zeros((h, w), np.int32)  # id + 1 of the topmost object at each pixel, 0: none
     areas: List[int] = []  # drawn pixels of each object, as placed
     visible: List[int] = []  # of those, still visible
@@ -260,7 +260,7 @@ def render_shapes_image(
                 a = rng.uniform(0, 2 * math.pi)
                 pts = pts @ np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
             pts = pts - pts.min(0)
-            pts = pts * (math.exp(rng.uniform(lo, hi)) / pts.max())
+            pts = pts * (rng.uniform(lo, hi) / pts.max())
             pts = np.rint(pts * GRID) / GRID  # on the grid; min stays exactly 0
             ext = pts.max(0)  # (w, h) of the box
             off = np.floor(rng.uniform(0, 1, 2) * (np.array([w, h]) - ext) * GRID) / GRID

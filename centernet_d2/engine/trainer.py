@@ -13,6 +13,7 @@ from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data.augmentation import build_centernet_augmentation
+from .train_loop import CPUAutocastTrainer
 
 __all__ = ["Trainer", "OPTIMIZERS", "create_ddp_model"]
 
@@ -31,20 +32,23 @@ def create_ddp_model(model, *, fp16_compression=False, **kwargs):
 
 class Trainer(DefaultTrainer):
     """``DefaultTrainer`` plus: the CenterNet augmentation, ``SOLVER.OPTIMIZER`` (SGD, Adam,
-    AdamW), evaluators chosen by the dataset's ``evaluator_type`` and CPU multi-process training.
+    AdamW), evaluators chosen by the dataset's ``evaluator_type``, CPU multi-process training and
+    ``SOLVER.AMP`` on CPU (bfloat16 autocast, see :class:`CPUAutocastTrainer`).
     """
 
     def __init__(self, cfg):
-        if cfg.SOLVER.AMP.ENABLED and not torch.cuda.is_available():
-            logger.warning(
-                "SOLVER.AMP.ENABLED is set but CUDA is not available: AMP is off for this run "
-                "(Detectron2's AMP uses torch.cuda.amp)."
-            )
+        cpu_amp = cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu"
+        if cpu_amp:  # Detectron2's AMPTrainer needs CUDA: build a plain one, then swap it
             cfg = cfg.clone()
             cfg.defrost()
             cfg.SOLVER.AMP.ENABLED = False
+            cfg.freeze()
         with mock.patch.object(d2_defaults, "create_ddp_model", create_ddp_model):
             super().__init__(cfg)
+        if cpu_amp:
+            logger.info("SOLVER.AMP.ENABLED on CPU: the forward pass runs in bfloat16 autocast")
+            t = self._trainer
+            self._trainer = CPUAutocastTrainer(t.model, t.data_loader, t.optimizer)
 
     @classmethod
     def build_train_loader(cls, cfg):

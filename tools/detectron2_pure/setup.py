@@ -21,7 +21,10 @@ setup(
     url="https://github.com/facebookresearch/detectron2",
     description="Detectron2 v0.6 Python sources, installed without compiled ops by centernet-d2",
     packages=find_packages(include=("detectron2", "detectron2.*")),
-    package_data={"detectron2.model_zoo": model_zoo_configs()},
+    package_data={
+        "detectron2": ["centernet_d2_recipe.txt"],  # written by setup_env.py
+        "detectron2.model_zoo": model_zoo_configs(),
+    },
     python_requires=">=3.7",
     install_requires=[
         "Pillow>=7.1",

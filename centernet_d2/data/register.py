@@ -1,0 +1,94 @@
+"""Registering a user's datasets: COCO-format json files and Pascal-VOC-layout folders."""
+import glob
+import logging
+import os
+import xml.etree.ElementTree as ET
+from typing import List, Optional, Sequence
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import register_coco_instances, register_pascal_voc
+
+__all__ = [
+    "register_coco_dataset",
+    "register_voc_dataset",
+    "voc_class_names",
+    "dataset_classes",
+    "check_num_classes",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def register_coco_dataset(name: str, json_file: str, image_root: str) -> None:
+    """``register_coco_instances`` after checking that both paths exist; evaluated by COCO AP."""
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"--coco-dataset {name}: annotation file {json_file} not found")
+    if not os.path.isdir(image_root):
+        raise FileNotFoundError(f"--coco-dataset {name}: image folder {image_root} not found")
+    register_coco_instances(name, {}, json_file, image_root)
+
+
+def voc_class_names(dirname: str, split: str) -> List[str]:
+    """Sorted object names found in the XML annotations of the images of ``split``."""
+    ids = _voc_split_ids(dirname, split)
+    names = set()
+    for fileid in ids:
+        path = os.path.join(dirname, "Annotations", fileid + ".xml")
+        try:
+            tree = ET.parse(path)
+        except (OSError, ET.ParseError) as e:
+            raise ValueError(f"cannot read VOC annotation {path}: {e}") from e
+        names.update(obj.findtext("name").strip() for obj in tree.findall("object"))
+    if not names:
+        raise ValueError(f"no <object> in the annotations of {dirname} split {split!r}")
+    return sorted(names)
+
+
+def _voc_split_ids(dirname: str, split: str) -> List[str]:
+    path = os.path.join(dirname, "ImageSets", "Main", split + ".txt")
+    if not os.path.isfile(path):
+        found = sorted(
+            os.path.splitext(os.path.basename(p))[0]
+            for p in glob.glob(os.path.join(dirname, "ImageSets", "Main", "*.txt"))
+        )
+        raise FileNotFoundError(f"VOC split file {path} not found; splits there: {found}")
+    with open(path) as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
+def register_voc_dataset(
+    name: str, dirname: str, split: str, class_names: Optional[Sequence[str]] = None
+) -> List[str]:
+    """Register a Pascal-VOC-layout folder (``Annotations/*.xml``, ``JPEGImages/*.jpg``,
+    ``ImageSets/Main/<split>.txt``) with Detectron2's ``register_pascal_voc``; evaluated by VOC AP.
+
+    Args:
+        class_names: the classes in training order; default: the names in the XML files, sorted.
+    Returns:
+        The class names.
+    """
+    if not os.path.isdir(os.path.join(dirname, "Annotations")):
+        raise FileNotFoundError(f"--voc-dataset {name}: {dirname}/Annotations not found")
+    class_names = list(class_names) if class_names else voc_class_names(dirname, split)
+    register_pascal_voc(name, dirname, split, 2012, class_names)
+    MetadataCatalog.get(name).set(evaluator_type="pascal_voc")
+    return class_names
+
+
+def dataset_classes(name: str) -> List[str]:
+    """The ``thing_classes`` of a registered dataset, loading it if its metadata lacks them."""
+    meta = MetadataCatalog.get(name)
+    if not meta.get("thing_classes"):
+        DatasetCatalog.get(name)  # load_coco_json fills thing_classes
+    return list(meta.thing_classes)
+
+
+def check_num_classes(num_classes: int, dataset_names: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming both numbers if a dataset's class count is not ``num_classes``."""
+    for name in dataset_names:
+        n = len(dataset_classes(name))
+        if n != num_classes:
+            raise ValueError(
+                f"MODEL.CENTERNET.NUM_CLASSES is {num_classes} but dataset {name!r} has {n} "
+                f"categories; set MODEL.CENTERNET.NUM_CLASSES {n}"
+            )

@@ -1,0 +1,201 @@
+"""tools/train_net.py end to end on the built-in data and on user datasets, on the CPU."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+import xml.etree.ElementTree as ET
+
+import torch
+
+from centernet_d2.data import generate_shapes_dataset
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+# a tiny schedule: small images, small batches, no periodic evaluation or checkpoints
+TINY = [
+    "SOLVER.IMS_PER_BATCH", "4",
+    "SOLVER.MAX_ITER", "20",
+    "SOLVER.STEPS", "()",
+    "SOLVER.WARMUP_ITERS", "5",
+    "SOLVER.CHECKPOINT_PERIOD", "1000",
+    "TEST.EVAL_PERIOD", "0",
+    "INPUT.CENTERNET.TRAIN_SIZE", "(128, 128)",
+    "INPUT.MIN_SIZE_TEST", "128",
+    "INPUT.MAX_SIZE_TEST", "128",
+    "DATALOADER.NUM_WORKERS", "0",
+    "SEED", "1",
+]  # fmt: skip
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_net = load_tool("train_net")
+
+
+def run_main(argv):
+    return train_net.main(train_net.argument_parser().parse_args(argv))
+
+
+def metrics_iterations(output_dir):
+    with open(os.path.join(output_dir, "metrics.json")) as f:
+        return [json.loads(line).get("iteration") for line in f if line.strip()]
+
+
+class TestBuiltinTraining(unittest.TestCase):
+    """Train 20 iterations on shapes_train, then --eval-only and --resume."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = cls.tmp.name
+        cls.results = run_main(["--config-file", CONFIG, "OUTPUT_DIR", cls.out] + TINY)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_checkpoint_metrics_and_results(self):
+        self.assertTrue(os.path.isfile(os.path.join(self.out, "model_final.pth")))
+        self.assertIn(19, metrics_iterations(self.out))
+        self.assertIn("AP", self.results["bbox"])
+        with open(os.path.join(self.out, "eval_results.json")) as f:
+            self.assertEqual(json.load(f)["bbox"]["AP"], self.results["bbox"]["AP"])
+        self.assertIn("| AP |", open(os.path.join(self.out, "eval_results.md")).read())
+        log = open(os.path.join(self.out, "log.txt")).read()
+        self.assertIn("eta:", log)  # Detectron2's ETA in the log
+
+    def test_eval_only_gives_the_same_ap(self):
+        weights = os.path.join(self.out, "model_final.pth")
+        with tempfile.TemporaryDirectory() as out:
+            results = run_main(
+                ["--config-file", CONFIG, "--eval-only", "MODEL.WEIGHTS", weights, "OUTPUT_DIR", out]
+                + TINY
+            )
+        for key in ("AP", "AP50", "AP75"):
+            self.assertAlmostEqual(results["bbox"][key], self.results["bbox"][key], places=6)
+
+    def test_resume_continues_from_the_saved_iteration(self):
+        with tempfile.TemporaryDirectory() as out:
+            for name in ("model_final.pth", "last_checkpoint"):
+                with open(os.path.join(self.out, name), "rb") as src:
+                    with open(os.path.join(out, name), "wb") as dst:
+                        dst.write(src.read())
+            opts = TINY + ["OUTPUT_DIR", out, "SOLVER.MAX_ITER", "23"]
+            run_main(["--config-file", CONFIG, "--resume"] + opts)
+            iterations = [i for i in metrics_iterations(out) if i is not None]
+            self.assertEqual(min(iterations), 20)  # started after the checkpoint's iteration 19
+            self.assertEqual(max(iterations), 22)
+            ckpt = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
+            self.assertEqual(ckpt["iteration"], 22)
+
+
+def write_voc(coco_json, image_root, voc_dir, split):
+    """A Pascal-VOC-layout copy of a COCO-format dataset (the layout of many small real sets)."""
+    coco = json.load(open(coco_json))
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    os.makedirs(os.path.join(voc_dir, "Annotations"))
+    os.makedirs(os.path.join(voc_dir, "JPEGImages"))
+    os.makedirs(os.path.join(voc_dir, "ImageSets", "Main"))
+    ids = []
+    for img in coco["images"]:
+        fileid = os.path.splitext(img["file_name"])[0]
+        ids.append(fileid)
+        os.link(os.path.join(image_root, img["file_name"]), os.path.join(voc_dir, "JPEGImages", fileid + ".jpg"))
+        root = ET.Element("annotation")
+        size = ET.SubElement(root, "size")
+        ET.SubElement(size, "width").text = str(img["width"])
+        ET.SubElement(size, "height").text = str(img["height"])
+        for a in coco["annotations"]:
+            if a["image_id"] != img["id"]:
+                continue
+            obj = ET.SubElement(root, "object")
+            ET.SubElement(obj, "name").text = names[a["category_id"]]
+            ET.SubElement(obj, "difficult").text = "0"
+            box = ET.SubElement(obj, "bndbox")
+            x, y, w, h = a["bbox"]
+            for k, v in zip(("xmin", "ymin", "xmax", "ymax"), (x + 1, y + 1, x + w, y + h)):
+                ET.SubElement(box, k).text = str(round(v))
+        ET.ElementTree(root).write(os.path.join(voc_dir, "Annotations", fileid + ".xml"))
+    with open(os.path.join(voc_dir, "ImageSets", "Main", split + ".txt"), "w") as f:
+        f.write("\n".join(ids) + "\n")
+
+
+class TestUserDatasets(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        root = cls.tmp.name
+        cls.json = generate_shapes_dataset(root, "mine", num_images=12, seed=5, image_size=128)
+        cls.images = os.path.join(root, "mine")
+        cls.voc = os.path.join(root, "voc")
+        write_voc(cls.json, cls.images, cls.voc, "trainval")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_coco_dataset_trains_and_evaluates(self):
+        with tempfile.TemporaryDirectory() as out:
+            results = run_main(
+                ["--config-file", CONFIG, "--coco-dataset", "my_coco", self.json, self.images]
+                + TINY
+                + ["DATASETS.TRAIN", "('my_coco',)", "DATASETS.TEST", "('my_coco',)"]
+                + ["SOLVER.MAX_ITER", "3", "OUTPUT_DIR", out]
+            )
+            self.assertIn("AP", results["bbox"])
+            self.assertTrue(os.path.isfile(os.path.join(out, "model_final.pth")))
+
+    def test_class_count_mismatch_stops_before_training(self):
+        with tempfile.TemporaryDirectory() as out:
+            with self.assertRaisesRegex(ValueError, r"NUM_CLASSES is 3 .* has 5 categories"):
+                run_main(
+                    ["--config-file", CONFIG, "--coco-dataset", "my_coco3", self.json, self.images]
+                    + TINY
+                    + ["DATASETS.TRAIN", "('my_coco3',)", "MODEL.CENTERNET.NUM_CLASSES", "3"]
+                    + ["OUTPUT_DIR", out]
+                )
+            self.assertFalse(os.path.exists(os.path.join(out, "metrics.json")))
+
+    def test_missing_json_is_named(self):
+        with self.assertRaisesRegex(FileNotFoundError, "nothere.json"):
+            run_main(["--config-file", CONFIG, "--coco-dataset", "x", "nothere.json", "."])
+
+    def test_voc_dataset_trains_and_evaluates(self):
+        with tempfile.TemporaryDirectory() as out:
+            results = run_main(
+                ["--config-file", CONFIG, "--voc-dataset", "my_voc", self.voc, "trainval"]
+                + TINY
+                + ["DATASETS.TRAIN", "('my_voc',)", "DATASETS.TEST", "('my_voc',)"]
+                + ["SOLVER.MAX_ITER", "3", "OUTPUT_DIR", out]
+            )
+        self.assertIn("AP50", results["bbox"])
+        from detectron2.data import MetadataCatalog
+
+        # class names read from the XML files, sorted
+        self.assertEqual(
+            MetadataCatalog.get("my_voc").thing_classes,
+            ["circle", "cross", "rectangle", "star", "triangle"],
+        )
+
+
+class TestTwoProcesses(unittest.TestCase):
+    def test_gloo_training(self):
+        with tempfile.TemporaryDirectory() as out:
+            cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py")]
+            cmd += ["--config-file", CONFIG, "--num-gpus", "2", "--dist-url", "auto"]
+            cmd += TINY + ["SOLVER.MAX_ITER", "5", "DATASETS.TEST", "()", "OUTPUT_DIR", out]
+            env = dict(os.environ, OMP_NUM_THREADS="1")
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+            self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+            log = open(os.path.join(out, "log.txt")).read()
+            self.assertIn("World size: 2", log)
+            self.assertTrue(os.path.isfile(os.path.join(out, "model_final.pth")))
+            self.assertIn(4, metrics_iterations(out))

@@ -1,0 +1,138 @@
+"""The Trainer's parts: optimisers, augmentation, AMP on CPU, results and pictures."""
+import json
+import os
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+from detectron2.data import transforms as T
+from detectron2.utils.events import EventStorage
+
+from centernet_d2.data import (
+    build_centernet_augmentation,
+    generate_shapes_dataset,
+    register_coco_dataset,
+)
+from centernet_d2.engine import Trainer
+from centernet_d2.engine.defaults import save_results, setup_cfg
+from centernet_d2.engine.train_loop import CPUAutocastTrainer
+from centernet_d2.utils import heatmap_overlay, plot_training_curves
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+
+
+class TestOptimizer(unittest.TestCase):
+    def test_choices(self):
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+        expected = {"SGD": torch.optim.SGD, "ADAM": torch.optim.Adam, "ADAMW": torch.optim.AdamW}
+        for name, cls in expected.items():
+            cfg = setup_cfg(CONFIG, ["SOLVER.OPTIMIZER", name, "SOLVER.BASE_LR", "0.01"])
+            opt = Trainer.build_optimizer(cfg, model)
+            self.assertIsInstance(opt, cls)
+            self.assertEqual(opt.param_groups[0]["lr"], 0.01)
+
+    def test_gradient_clipping(self):
+        model = torch.nn.Linear(2, 1, bias=False)
+        opts = ["SOLVER.OPTIMIZER", "SGD", "SOLVER.BASE_LR", "1.0", "SOLVER.MOMENTUM", "0.0"]
+        opts += ["SOLVER.WEIGHT_DECAY", "0.0", "SOLVER.WEIGHT_DECAY_NORM", "0.0"]
+        opts += ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "norm"]
+        opts += ["SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "0.5"]
+        opt = Trainer.build_optimizer(setup_cfg(CONFIG, opts), model)
+        with torch.no_grad():
+            model.weight.zero_()
+        model.weight.grad = torch.tensor([[3.0, 4.0]])  # norm 5 -> clipped to 0.5
+        opt.step()
+        np.testing.assert_allclose(model.weight.detach().numpy(), [[-0.3, -0.4]], atol=1e-6)
+
+    def test_unknown_optimizer(self):
+        cfg = setup_cfg(CONFIG, ["SOLVER.OPTIMIZER", "LION"])
+        with self.assertRaisesRegex(ValueError, "SOLVER.OPTIMIZER"):
+            Trainer.build_optimizer(cfg, torch.nn.Linear(1, 1))
+
+
+class TestAugmentation(unittest.TestCase):
+    def test_fixed_size_output_with_boxes(self):
+        cfg = setup_cfg(CONFIG, ["INPUT.CENTERNET.TRAIN_SIZE", "(96, 128)"])
+        augs = T.AugmentationList(build_centernet_augmentation(cfg, True))
+        rng = np.random.RandomState(0)
+        for _ in range(5):
+            image = rng.randint(0, 255, (200, 150, 3)).astype(np.uint8)
+            boxes = np.array([[10.0, 20.0, 60.0, 90.0]])
+            inp = T.AugInput(image, boxes=boxes)
+            augs(inp)
+            self.assertEqual(inp.image.shape[:2], (96, 128))
+            self.assertTrue((inp.boxes >= -1e-3).all())
+
+    def test_config_keys(self):
+        augs = build_centernet_augmentation(setup_cfg(CONFIG), True)
+        kinds = [type(a).__name__ for a in augs]
+        self.assertEqual(kinds[:3], ["ResizeScale", "FixedSizeCrop", "RandomFlip"])
+        self.assertIn("RandomBrightness", kinds)
+        cfg = setup_cfg(CONFIG, ["INPUT.CENTERNET.COLOR_JITTER", "0.0", "INPUT.RANDOM_FLIP", "none"])
+        self.assertEqual(len(build_centernet_augmentation(cfg, True)), 2)
+        with self.assertRaisesRegex(ValueError, "SCALE_RANGE"):
+            build_centernet_augmentation(setup_cfg(CONFIG, ["INPUT.CENTERNET.SCALE_RANGE", "(1.2, 0.5)"]), True)
+        test = build_centernet_augmentation(setup_cfg(CONFIG), False)
+        self.assertIsInstance(test[0], T.ResizeShortestEdge)
+
+
+class TestAmpOnCpu(unittest.TestCase):
+    def test_bfloat16_autocast_step(self):
+        with tempfile.TemporaryDirectory() as out:
+            opts = ["SOLVER.AMP.ENABLED", "True", "OUTPUT_DIR", out, "MODEL.DEVICE", "cpu"]
+            opts += ["SOLVER.IMS_PER_BATCH", "2", "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)"]
+            opts += ["DATALOADER.NUM_WORKERS", "0", "MODEL.CENTERNET.CHANNELS_LAST", "True"]
+            opts += ["DATASETS.TRAIN", "('amp_tiny',)", "DATASETS.TEST", "()"]
+            json_file = generate_shapes_dataset(
+                out, "tiny", num_images=2, seed=0, image_size=64, max_size=48
+            )
+            register_coco_dataset("amp_tiny", json_file, os.path.join(out, "tiny"))
+            trainer = Trainer(setup_cfg(CONFIG, opts))
+            self.assertIsInstance(trainer._trainer, CPUAutocastTrainer)
+            dtypes = []
+            trainer.model.head.register_forward_hook(
+                lambda m, i, o: dtypes.append(o["heatmap"].dtype)
+            )
+            before = [p.detach().clone() for p in trainer.model.head.parameters()]
+            trainer.iter = trainer.start_iter = 0
+            trainer._trainer.iter = 0
+            with EventStorage(0) as trainer.storage:
+                trainer.run_step()
+            self.assertEqual(dtypes, [torch.bfloat16])
+            after = list(trainer.model.head.parameters())
+            self.assertTrue(all(p.dtype == torch.float32 for p in after))  # weights stay fp32
+            self.assertTrue(any(not torch.equal(a, b) for a, b in zip(after, before)))
+
+
+class TestResultsAndPictures(unittest.TestCase):
+    def test_save_results(self):
+        results = {"bbox": {"AP": 51.234, "AP50": 80.0}}
+        with tempfile.TemporaryDirectory() as out:
+            path = save_results(results, out)
+            text = open(path).read()
+            self.assertIn("| AP | AP50 |", text)
+            self.assertIn("| 51.23 | 80.00 |", text)
+            self.assertEqual(json.load(open(os.path.join(out, "eval_results.json"))), results)
+
+    def test_training_curves_png(self):
+        with tempfile.TemporaryDirectory() as out:
+            metrics = os.path.join(out, "metrics.json")
+            with open(metrics, "w") as f:
+                for it in range(0, 100, 10):
+                    f.write(json.dumps({"iteration": it, "loss_heatmap": 5.0 / (it + 1)}) + "\n")
+                f.write(json.dumps({"iteration": 99, "bbox/AP": 30.0, "bbox/AP50": 50.0}) + "\n")
+            png = plot_training_curves(metrics, os.path.join(out, "curves.png"))
+            with open(png, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_heatmap_overlay(self):
+        image = np.full((30, 40, 3), 100, np.uint8)
+        heatmap = torch.zeros(2, 8, 12)  # a stride-4 grid of a (32, 48) padded input
+        heatmap[1, 2, 3] = 1.0  # input pixels y 8..11, x 12..15
+        out = heatmap_overlay(image, heatmap, stride=4)
+        self.assertEqual(out.shape, image.shape)
+        hot = np.abs(out[9, 13].astype(int) - 100).sum()
+        cold = np.abs(out[25, 35].astype(int) - 100).sum()
+        self.assertGreater(hot, 3 * cold)
