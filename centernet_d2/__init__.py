@@ -4,6 +4,7 @@ Importing this package registers the ``CenterNet`` meta-architecture, its backbo
 datasets into Detectron2's registries. Use :func:`add_centernet_config` on a ``get_cfg()`` before
 merging a CenterNet YAML file.
 """
+
 try:
     import detectron2  # noqa: F401
 except ImportError as e:

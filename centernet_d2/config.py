@@ -1,4 +1,5 @@
 """Default configuration of centernet-d2: :func:`add_centernet_config`."""
+
 from detectron2.config import CfgNode as CN
 
 __all__ = ["add_centernet_config"]
@@ -55,7 +56,7 @@ def add_centernet_config(cfg: CN) -> CN:
     # "ADAMW"; SOLVER.BASE_LR, WEIGHT_DECAY, MOMENTUM (SGD) and CLIP_GRADIENTS apply to each.
     _C.SOLVER.OPTIMIZER = "SGD"
 
-    # ResNet + deconvolution upsampler (the paper's ResNet variant): three stride-2 transposed convs.
+    # ResNet + deconvolution upsampler (the paper's ResNet variant): stride-2 transposed convs.
     c.DECONV = CN()
     c.DECONV.IN_FEATURE = "res5"
     c.DECONV.CHANNELS = [256, 128, 64]  # output channels of each stage

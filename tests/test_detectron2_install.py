@@ -1,6 +1,7 @@
 """Detectron2 itself works in this install: one of its model-zoo models trains, evaluates,
 predicts and draws on CPU, and its C++ ops, when missing, fail with a message that says how to
 get them."""
+
 import json
 import os
 import tempfile

@@ -1,4 +1,5 @@
 """The install made by tools/setup_env.sh, and the package's import contract."""
+
 import json
 import os
 import subprocess
@@ -14,8 +15,9 @@ STAMP = os.path.join(sys.prefix, ".centernet_d2_setup.json")
 
 class TestImport(unittest.TestCase):
     def test_registers_everything(self):
-        import centernet_d2  # noqa: F401
         from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY
+
+        import centernet_d2  # noqa: F401
 
         self.assertIn("CenterNet", META_ARCH_REGISTRY)
         for name in [

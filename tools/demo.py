@@ -5,6 +5,7 @@
         --input datasets/shapes/val --output out/ --show-heatmap \\
         --opts MODEL.WEIGHTS output/main_job/model_final.pth
 """
+
 import argparse
 import glob
 import logging
@@ -73,7 +74,9 @@ def run_video(predictor, path, output, input_format):
     video = cv2.VideoCapture(path)
     if not video.isOpened():
         raise FileNotFoundError(f"--video-input {path}: cannot open the video")
-    width, height = int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    width, height = int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(
+        video.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    )
     fps = video.get(cv2.CAP_PROP_FPS) or 25
     frames = int(video.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     os.makedirs(output, exist_ok=True)
@@ -107,7 +110,9 @@ def main(args):
         run_images(predictor, paths, args.output, args.show_heatmap, cfg.INPUT.FORMAT)
         logger.info(f"wrote {len(paths)} pictures to {args.output}")
     if args.video_input:
-        logger.info(f"wrote {run_video(predictor, args.video_input, args.output, cfg.INPUT.FORMAT)}")
+        logger.info(
+            f"wrote {run_video(predictor, args.video_input, args.output, cfg.INPUT.FORMAT)}"
+        )
 
 
 if __name__ == "__main__":

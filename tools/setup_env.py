@@ -15,6 +15,7 @@ Run through ``tools/setup_env.sh``, which picks the Python. Steps, each skipped 
 A stamp in the environment records a completed set-up of these sources, so running again costs
 only an import check.
 """
+
 import argparse
 import hashlib
 import json

@@ -8,6 +8,7 @@
 
 ``--num-gpus N`` starts N processes: on GPUs with NCCL, on a CPU-only machine with gloo.
 """
+
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm

@@ -1,5 +1,6 @@
 """Datasets and data loading. Importing this package registers the built-in ``shapes_train`` /
 ``shapes_val`` datasets (see :mod:`.builtin`)."""
+
 from . import builtin  # noqa: F401  (registers datasets)
 from .augmentation import build_centernet_augmentation
 from .builtin import BUILTIN_SHAPES_SPLITS, ensure_builtin_generated, register_all_shapes

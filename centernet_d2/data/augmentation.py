@@ -1,4 +1,5 @@
 """CenterNet's training augmentation, built from Detectron2's transforms."""
+
 from typing import List
 
 from detectron2.config import CfgNode
@@ -15,16 +16,14 @@ def build_centernet_augmentation(cfg: CfgNode, is_train: bool) -> List[T.Augment
     ``INPUT.MIN_SIZE_TEST`` / ``MAX_SIZE_TEST``.
     """
     if not is_train:
-        return [
-            T.ResizeShortestEdge(
-                cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice"
-            )
-        ]
+        return [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST, "choice")]
     c = cfg.INPUT.CENTERNET
     height, width = c.TRAIN_SIZE
     lo, hi = c.SCALE_RANGE
     if not 0 < lo <= hi:
-        raise ValueError(f"INPUT.CENTERNET.SCALE_RANGE must be 0 < low <= high, got {c.SCALE_RANGE}")
+        raise ValueError(
+            f"INPUT.CENTERNET.SCALE_RANGE must be 0 < low <= high, got {c.SCALE_RANGE}"
+        )
     augs = [
         T.ResizeScale(min_scale=lo, max_scale=hi, target_height=height, target_width=width),
         T.FixedSizeCrop(crop_size=(height, width)),

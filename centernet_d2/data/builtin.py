@@ -7,6 +7,7 @@ generated the first time ``DatasetCatalog.get`` asks for it. Call
 :func:`ensure_builtin_generated` before anything that reads ``metadata.json_file`` directly, such as
 ``COCOEvaluator``.
 """
+
 import functools
 import logging
 import os

@@ -1,4 +1,5 @@
 """Registering a user's datasets: COCO-format json files and Pascal-VOC-layout folders."""
+
 import glob
 import logging
 import os
@@ -84,7 +85,7 @@ def dataset_classes(name: str) -> List[str]:
 
 
 def check_num_classes(num_classes: int, dataset_names: Sequence[str]) -> None:
-    """Raise ``ValueError`` naming both numbers if a dataset's class count is not ``num_classes``."""
+    """Raise ``ValueError`` naming both numbers when a dataset has not ``num_classes`` classes."""
     for name in dataset_names:
         n = len(dataset_classes(name))
         if n != num_classes:

@@ -24,6 +24,7 @@ Layout written by :func:`generate_shapes_dataset`::
     root/<split>/000001.jpg ...          # images
     root/annotations/<split>.json         # COCO json, written last, so it marks completion
 """
+
 import contextlib
 import json
 import logging
@@ -36,6 +37,7 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 __all__ = [
     "SHAPE_CLASSES",
@@ -432,8 +434,10 @@ def _write_split(json_file: str, image_root: str, split: str, params: Dict[str, 
     render_kwargs = {k: params[k] for k in _RENDER_KEYS}
     images, annotations = [], []
     tmp_dir = tempfile.mkdtemp(prefix=f".{split}.tmp-", dir=root)
+    os.chmod(tmp_dir, 0o755)  # mkdtemp makes it private
+    progress = tqdm(range(params["num_images"]), desc=f"shapes {split}", unit="img", leave=False)
     try:
-        for i in range(params["num_images"]):
+        for i in progress:
             rng = np.random.default_rng([params["seed"], i])
             img, objects = render_shapes_image(rng, (h, w), **render_kwargs)
             file_name = f"{i + 1:06d}.{ext}"
@@ -471,6 +475,7 @@ def _write_split(json_file: str, image_root: str, split: str, params: Dict[str, 
         ],
     }
     fd, tmp_json = tempfile.mkstemp(prefix=f".{split}.", dir=os.path.dirname(json_file))
+    os.fchmod(fd, 0o644)  # mkstemp makes it private
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(coco, f)

@@ -1,4 +1,5 @@
 """Training entry points: :class:`Trainer` and a CPU/GPU :func:`launch`."""
+
 from .launch import launch
 from .trainer import Trainer
 

@@ -1,4 +1,5 @@
 """Config set-up shared by the tools: a CenterNet cfg from a YAML file and overrides."""
+
 import json
 import logging
 import os
@@ -21,8 +22,8 @@ def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
     """``get_cfg()`` + :func:`add_centernet_config` + the YAML file + ``KEY VALUE`` overrides.
 
     ``MODEL.DEVICE`` falls back to "cpu" when it names CUDA and no GPU is present, so the same
-    configs run on laptops and GPU servers. Unknown keys raise Detectron2's ``KeyError``, which names
-    the key.
+    configs run on laptops and GPU servers. Unknown keys raise Detectron2's ``KeyError``, which
+    names the key.
     """
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"config file {config_file} not found")

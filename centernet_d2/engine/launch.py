@@ -3,6 +3,7 @@
 Detectron2 v0.6's ``launch`` asserts that CUDA is available; this one picks the backend from the
 machine, so ``--num-gpus N`` starts N worker processes either way.
 """
+
 import logging
 from datetime import timedelta
 

@@ -1,4 +1,5 @@
 """``CenterNetPredictor``: Detectron2's ``DefaultPredictor`` that can also return the heatmap."""
+
 from typing import Dict, Optional, Tuple
 
 import numpy as np

@@ -4,6 +4,7 @@ Detectron2's ``AMPTrainer`` (v0.6) is CUDA-only. On CPUs with bfloat16 units (AV
 autocast runs convolutions in bfloat16, two to three times faster; bfloat16 keeps float32's
 exponent range, so no gradient scaling is needed.
 """
+
 import time
 
 import torch

@@ -1,10 +1,15 @@
 """``Trainer``: Detectron2's ``DefaultTrainer`` with CenterNet's data, optimisers and evaluators."""
+
 import logging
 from unittest import mock
 
 import torch
-from detectron2.data import DatasetMapper, MetadataCatalog, build_detection_test_loader
-from detectron2.data import build_detection_train_loader
+from detectron2.data import (
+    DatasetMapper,
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+)
 from detectron2.engine import DefaultTrainer
 from detectron2.engine import defaults as d2_defaults
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
@@ -85,9 +90,7 @@ class Trainer(DefaultTrainer):
         output_folder = output_folder or f"{cfg.OUTPUT_DIR}/inference"
         kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "coco")
         if kind == "coco":
-            return COCOEvaluator(
-                dataset_name, output_dir=output_folder, use_fast_impl=False
-            )
+            return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
         if kind == "pascal_voc":
             return PascalVOCDetectionEvaluator(dataset_name)
         raise ValueError(

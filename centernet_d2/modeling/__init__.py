@@ -1,4 +1,5 @@
 """CenterNet's model: importing this registers the meta-architecture and the backbones."""
+
 from . import backbone  # noqa: F401  (registers the backbones)
 from .decode import decode_boxes, to_instances, topk_peaks
 from .head import CenterNetHead

@@ -3,6 +3,7 @@
 Shape shorthand:
     N: images, K: classes, H/W: output grid, T: detections kept per image (top-K).
 """
+
 from typing import List, Tuple
 
 import torch
@@ -23,8 +24,8 @@ def topk_peaks(heatmap_logits: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
     Args:
         heatmap_logits: (N, K, H, W).
     Returns:
-        scores (N, T) in [0, 1], descending; classes (N, T) long; positions (N, T) long ``y * W + x``;
-        T = min(k, K * H * W).
+        scores (N, T) in [0, 1], descending; classes (N, T) long; positions (N, T) long
+        ``y * W + x``; T = min(k, K * H * W).
     """
     N, K, H, W = heatmap_logits.shape
     pooled = F.max_pool2d(heatmap_logits, 3, stride=1, padding=1)

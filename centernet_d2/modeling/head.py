@@ -3,10 +3,10 @@
 Shape shorthand:
     N: images, C: input channels, K: classes, H/W: output grid.
 """
+
 import math
 from typing import Dict, List
 
-import torch
 from detectron2.config import configurable
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from torch import Tensor, nn

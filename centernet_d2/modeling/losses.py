@@ -3,6 +3,7 @@
 Shape shorthand:
     N: images, K: classes, M: objects, H/W: output grid.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -10,7 +11,9 @@ from torch import Tensor
 __all__ = ["heatmap_focal_loss", "l1_at_peaks", "gather_at_peaks"]
 
 
-def heatmap_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
+def heatmap_focal_loss(
+    logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0
+) -> Tensor:
     """Penalty-reduced pixel-wise focal loss (CornerNet eq. 1, CenterNet eq. 1), summed.
 
     With ``p = sigmoid(logits)`` and gaussian target ``y``::

@@ -3,6 +3,7 @@
 Shape shorthand:
     N: images, K: classes, H/W: output grid of the head's feature (stride ``self.stride``).
 """
+
 import logging
 from typing import Dict, List
 

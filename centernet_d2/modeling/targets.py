@@ -7,6 +7,7 @@ Naming convention:
     Boxes are XYXY in input pixels unless a name says ``cells`` (output-grid units, input pixels
     divided by the stride). ``channels`` index the flattened (N * K) heatmap planes.
 """
+
 from dataclasses import dataclass
 from typing import List, Tuple
 
@@ -181,4 +182,3 @@ def build_targets(
         size=sizes,
         offset=centers - cells,
     )
-

@@ -1,4 +1,5 @@
 """Pictures of what the model sees: heatmap overlays and training curves."""
+
 import json
 import os
 from collections import defaultdict
@@ -37,8 +38,9 @@ def heatmap_overlay(
     # the grid covers the padded input: scale by the stride, cut to the input, resize to the image
     grid = (peak.shape[1] * stride, peak.shape[0] * stride)
     peak = cv2.resize(cv2.resize(peak, grid)[:in_h, :in_w], (W, H))
+    peak = np.sqrt(np.clip(peak, 0, 1))  # lifts the gaussians' tails into view
     colour = cv2.applyColorMap((peak * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
-    weight = alpha * np.clip(peak * 2, 0.15, 1.0)[:, :, None]
+    weight = alpha * np.clip(peak * 1.5, 0.3, 1.0)[:, :, None]
     return (image * (1 - weight) + colour * weight).astype(np.uint8)
 
 

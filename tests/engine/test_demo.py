@@ -1,4 +1,5 @@
 """tools/demo.py, the predictor and the README's predictor snippet."""
+
 import importlib.util
 import os
 import re
@@ -77,6 +78,23 @@ class TestDemo(unittest.TestCase):
         self.assertEqual(heatmap.shape, image.shape)
         self.assertGreater(np.abs(heatmap.astype(int) - image.astype(int)).mean(), 5)
 
+    def test_video(self):
+        demo = load_tool("demo")
+        video = os.path.join(self.tmp.name, "clip.mp4")
+        writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 5, (128, 128))
+        for name in sorted(os.listdir(self.images)):
+            writer.write(cv2.imread(os.path.join(self.images, name)))
+        writer.release()
+        out = os.path.join(self.tmp.name, "video_out")
+        args = ["--config-file", CONFIG, "--video-input", video, "--output", out]
+        args += ["--confidence-threshold", "0", "--opts", "MODEL.WEIGHTS", self.weights]
+        demo.main(demo.get_parser().parse_args(args))
+        result = cv2.VideoCapture(os.path.join(out, "clip.mp4"))
+        frames = 0
+        while result.read()[0]:
+            frames += 1
+        self.assertEqual(frames, 3)
+
     def test_missing_input_is_named(self):
         demo = load_tool("demo")
         args = ["--config-file", CONFIG, "--input", "no/such/*.jpg", "--output", self.tmp.name]
@@ -97,9 +115,9 @@ class TestDemo(unittest.TestCase):
             os.makedirs(os.path.dirname(os.path.join(work, image)))
             config = re.search(r'"(configs/[^"]+\.yaml)"', code).group(1)
             model = build_model(setup_cfg(os.path.join(ROOT, config)))
-            DetectionCheckpointer(model, save_dir=os.path.dirname(os.path.join(work, weights))).save(
-                os.path.splitext(os.path.basename(weights))[0]
-            )
+            DetectionCheckpointer(
+                model, save_dir=os.path.dirname(os.path.join(work, weights))
+            ).save(os.path.splitext(os.path.basename(weights))[0])
             first = sorted(os.listdir(self.images))[0]
             shutil.copy(os.path.join(self.images, first), os.path.join(work, image))
             cwd = os.getcwd()

@@ -1,4 +1,5 @@
 """tools/train_net.py end to end on the built-in data and on user datasets, on the CPU."""
+
 import importlib.util
 import json
 import os
@@ -76,7 +77,15 @@ class TestBuiltinTraining(unittest.TestCase):
         weights = os.path.join(self.out, "model_final.pth")
         with tempfile.TemporaryDirectory() as out:
             results = run_main(
-                ["--config-file", CONFIG, "--eval-only", "MODEL.WEIGHTS", weights, "OUTPUT_DIR", out]
+                [
+                    "--config-file",
+                    CONFIG,
+                    "--eval-only",
+                    "MODEL.WEIGHTS",
+                    weights,
+                    "OUTPUT_DIR",
+                    out,
+                ]
                 + TINY
             )
         for key in ("AP", "AP50", "AP75"):
@@ -108,7 +117,10 @@ def write_voc(coco_json, image_root, voc_dir, split):
     for img in coco["images"]:
         fileid = os.path.splitext(img["file_name"])[0]
         ids.append(fileid)
-        os.link(os.path.join(image_root, img["file_name"]), os.path.join(voc_dir, "JPEGImages", fileid + ".jpg"))
+        os.link(
+            os.path.join(image_root, img["file_name"]),
+            os.path.join(voc_dir, "JPEGImages", fileid + ".jpg"),
+        )
         root = ET.Element("annotation")
         size = ET.SubElement(root, "size")
         ET.SubElement(size, "width").text = str(img["width"])

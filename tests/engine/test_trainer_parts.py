@@ -1,4 +1,5 @@
 """The Trainer's parts: optimisers, augmentation, AMP on CPU, results and pictures."""
+
 import json
 import os
 import tempfile
@@ -70,10 +71,14 @@ class TestAugmentation(unittest.TestCase):
         kinds = [type(a).__name__ for a in augs]
         self.assertEqual(kinds[:3], ["ResizeScale", "FixedSizeCrop", "RandomFlip"])
         self.assertIn("RandomBrightness", kinds)
-        cfg = setup_cfg(CONFIG, ["INPUT.CENTERNET.COLOR_JITTER", "0.0", "INPUT.RANDOM_FLIP", "none"])
+        cfg = setup_cfg(
+            CONFIG, ["INPUT.CENTERNET.COLOR_JITTER", "0.0", "INPUT.RANDOM_FLIP", "none"]
+        )
         self.assertEqual(len(build_centernet_augmentation(cfg, True)), 2)
         with self.assertRaisesRegex(ValueError, "SCALE_RANGE"):
-            build_centernet_augmentation(setup_cfg(CONFIG, ["INPUT.CENTERNET.SCALE_RANGE", "(1.2, 0.5)"]), True)
+            build_centernet_augmentation(
+                setup_cfg(CONFIG, ["INPUT.CENTERNET.SCALE_RANGE", "(1.2, 0.5)"]), True
+            )
         test = build_centernet_augmentation(setup_cfg(CONFIG), False)
         self.assertIsInstance(test[0], T.ResizeShortestEdge)
 

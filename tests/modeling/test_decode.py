@@ -12,12 +12,24 @@ def _planted(N=2, K=3, H=8, W=10):
     size = torch.zeros(N, 2, H, W)
     offset = torch.zeros(N, 2, H, W)
     # image 0: class 1 at (x=2, y=3), logit 2; class 0 at (x=7, y=6), logit 1
-    logits[0, 1, 3, 2], size[0, :, 3, 2], offset[0, :, 3, 2] = 2.0, torch.tensor([4.0, 2.0]), torch.tensor([0.5, 0.25])
-    logits[0, 0, 6, 7], size[0, :, 6, 7], offset[0, :, 6, 7] = 1.0, torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.75])
+    logits[0, 1, 3, 2], size[0, :, 3, 2], offset[0, :, 3, 2] = (
+        2.0,
+        torch.tensor([4.0, 2.0]),
+        torch.tensor([0.5, 0.25]),
+    )
+    logits[0, 0, 6, 7], size[0, :, 6, 7], offset[0, :, 6, 7] = (
+        1.0,
+        torch.tensor([1.0, 3.0]),
+        torch.tensor([0.0, 0.75]),
+    )
     # a weaker neighbour of the first peak is not a peak
     logits[0, 1, 3, 3] = 1.5
     # image 1: class 2 at (x=9, y=0), logit 0
-    logits[1, 2, 0, 9], size[1, :, 0, 9], offset[1, :, 0, 9] = 0.0, torch.tensor([2.0, 2.0]), torch.tensor([0.5, 0.5])
+    logits[1, 2, 0, 9], size[1, :, 0, 9], offset[1, :, 0, 9] = (
+        0.0,
+        torch.tensor([2.0, 2.0]),
+        torch.tensor([0.5, 0.5]),
+    )
     return logits, size, offset
 
 
@@ -68,7 +80,9 @@ class TestDecode(unittest.TestCase):
 
     def test_traceable(self):
         logits, size, offset = _planted()
-        traced = torch.jit.trace(lambda a, b, c: decode_boxes(a, b, c, 4, 5), (logits, size, offset))
+        traced = torch.jit.trace(
+            lambda a, b, c: decode_boxes(a, b, c, 4, 5), (logits, size, offset)
+        )
         logits2 = logits.flip(3)
         for x, y in zip(traced(logits2, size, offset), decode_boxes(logits2, size, offset, 4, 5)):
             self.assertTrue(torch.equal(x, y))

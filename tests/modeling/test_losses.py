@@ -64,5 +64,7 @@ class TestL1(unittest.TestCase):
         self.assertAlmostEqual(l1_at_peaks(pred, index, target).item(), 2.0)
 
     def test_no_objects(self):
-        loss = l1_at_peaks(torch.randn(1, 2, 3, 3), torch.zeros(0, dtype=torch.long), torch.zeros(0, 2))
+        loss = l1_at_peaks(
+            torch.randn(1, 2, 3, 3), torch.zeros(0, dtype=torch.long), torch.zeros(0, 2)
+        )
         self.assertEqual(loss.item(), 0.0)

@@ -67,7 +67,9 @@ class TestEveryConfig(unittest.TestCase):
 
                 model.eval()
                 with torch.no_grad():
-                    outputs = model([{"image": x["image"], "height": 50, "width": 66} for x in inputs])
+                    outputs = model(
+                        [{"image": x["image"], "height": 50, "width": 66} for x in inputs]
+                    )
                 self.assertEqual(len(outputs), 2)
                 for out in outputs:
                     inst = out["instances"]

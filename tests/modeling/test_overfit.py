@@ -1,4 +1,5 @@
 """CenterNet learns: it overfits two images on the CPU."""
+
 import os
 import unittest
 

@@ -5,6 +5,7 @@ is importable, because its C++/CUDA sources are not on the package index. Center
 those ops. Any code that does call one gets :class:`CppOpUnavailableError` naming the op and the way
 to a full build, instead of an ``ImportError`` at import time or a missing-operator error.
 """
+
 import torch
 
 FULL_BUILD_HINT = (

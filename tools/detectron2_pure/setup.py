@@ -1,4 +1,5 @@
 """Packages Detectron2's v0.6 Python sources without the C++ extension (used by setup_env.py)."""
+
 import os
 
 from setuptools import find_packages, setup
