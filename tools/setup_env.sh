@@ -13,5 +13,9 @@ else
   CENTERNET_PY="$_cn_root/.venv/bin/python"
 fi
 export CENTERNET_PY
-"$CENTERNET_PY" "$_cn_root/tools/setup_env.py" "$@" || exit 1
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then echo "$CENTERNET_PY"; fi
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then  # run: arguments are set-up options (--force)
+  "$CENTERNET_PY" "$_cn_root/tools/setup_env.py" "$@" || exit 1
+  echo "$CENTERNET_PY"
+else  # sourced: the caller's arguments are not ours
+  "$CENTERNET_PY" "$_cn_root/tools/setup_env.py" || return 1
+fi

@@ -29,17 +29,38 @@ def register_coco_dataset(name: str, json_file: str, image_root: str) -> None:
     register_coco_instances(name, {}, json_file, image_root)
 
 
+# what Detectron2's VOC loader and Pascal VOC evaluator read from each <object>
+VOC_OBJECT_FIELDS = ("name", "pose", "truncated", "difficult", "bndbox")
+VOC_BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
+
+
 def voc_class_names(dirname: str, split: str) -> List[str]:
-    """Sorted object names found in the XML annotations of the images of ``split``."""
-    ids = _voc_split_ids(dirname, split)
+    """Sorted object names in the XML annotations of the images of ``split``.
+
+    Every annotation is checked for what Detectron2's VOC loader and evaluator read: a
+    ``ValueError`` names the first file that lacks a field or has a non-integer box coordinate.
+    """
     names = set()
-    for fileid in ids:
+    for fileid in _voc_split_ids(dirname, split):
         path = os.path.join(dirname, "Annotations", fileid + ".xml")
         try:
             tree = ET.parse(path)
         except (OSError, ET.ParseError) as e:
             raise ValueError(f"cannot read VOC annotation {path}: {e}") from e
-        names.update(obj.findtext("name").strip() for obj in tree.findall("object"))
+        for obj in tree.findall("object"):
+            missing = [f for f in VOC_OBJECT_FIELDS if obj.find(f) is None]
+            box = obj.find("bndbox")
+            if box is not None:
+                missing += [f"bndbox/{f}" for f in VOC_BOX_FIELDS if box.find(f) is None]
+            if missing:
+                raise ValueError(f"VOC annotation {path}: an <object> lacks {missing}")
+            coords = [box.find(f).text.strip() for f in VOC_BOX_FIELDS]
+            if not all(c.lstrip("-").isdigit() for c in coords):
+                raise ValueError(
+                    f"VOC annotation {path}: box {coords} is not in integer pixels, which "
+                    "Detectron2's Pascal VOC evaluator expects; round the coordinates"
+                )
+            names.add(obj.findtext("name").strip())
     if not names:
         raise ValueError(f"no <object> in the annotations of {dirname} split {split!r}")
     return sorted(names)
@@ -70,7 +91,11 @@ def register_voc_dataset(
     """
     if not os.path.isdir(os.path.join(dirname, "Annotations")):
         raise FileNotFoundError(f"--voc-dataset {name}: {dirname}/Annotations not found")
-    class_names = list(class_names) if class_names else voc_class_names(dirname, split)
+    found = voc_class_names(dirname, split)  # also checks every annotation file
+    unknown = sorted(set(found) - set(class_names or found))
+    if unknown:
+        raise ValueError(f"--voc-dataset {name}: classes {unknown} are not in {list(class_names)}")
+    class_names = list(class_names) if class_names else found
     register_pascal_voc(name, dirname, split, 2012, class_names)
     MetadataCatalog.get(name).set(evaluator_type="pascal_voc")
     return class_names

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import torch
 
-from centernet_d2.data import generate_shapes_dataset
+from centernet_d2.data import generate_shapes_dataset, register_voc_dataset
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
@@ -99,9 +99,10 @@ class TestBuiltinTraining(unittest.TestCase):
                         dst.write(src.read())
             opts = TINY + ["OUTPUT_DIR", out, "SOLVER.MAX_ITER", "23"]
             run_main(["--config-file", CONFIG, "--resume"] + opts)
-            iterations = [i for i in metrics_iterations(out) if i is not None]
-            self.assertEqual(min(iterations), 20)  # started after the checkpoint's iteration 19
-            self.assertEqual(max(iterations), 22)
+            log = open(os.path.join(out, "log.txt")).read()
+            # started after the checkpoint's iteration 19
+            self.assertIn("Starting training from iteration 20", log)
+            self.assertIn(22, metrics_iterations(out))
             ckpt = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
             self.assertEqual(ckpt["iteration"], 22)
 
@@ -130,6 +131,8 @@ def write_voc(coco_json, image_root, voc_dir, split):
                 continue
             obj = ET.SubElement(root, "object")
             ET.SubElement(obj, "name").text = names[a["category_id"]]
+            ET.SubElement(obj, "pose").text = "Unspecified"
+            ET.SubElement(obj, "truncated").text = "0"
             ET.SubElement(obj, "difficult").text = "0"
             box = ET.SubElement(obj, "bndbox")
             x, y, w, h = a["bbox"]
@@ -179,6 +182,22 @@ class TestUserDatasets(unittest.TestCase):
     def test_missing_json_is_named(self):
         with self.assertRaisesRegex(FileNotFoundError, "nothere.json"):
             run_main(["--config-file", CONFIG, "--coco-dataset", "x", "nothere.json", "."])
+
+    def test_voc_annotation_errors_name_the_file(self):
+        bad = os.path.join(self.tmp.name, "voc_bad")
+        write_voc(self.json, self.images, bad, "trainval")
+        first = sorted(os.listdir(os.path.join(bad, "Annotations")))[0]
+        path = os.path.join(bad, "Annotations", first)
+        tree = ET.parse(path)
+        obj = tree.find("object")
+        obj.remove(obj.find("pose"))
+        tree.write(path)
+        with self.assertRaisesRegex(ValueError, f"{first}.*pose"):
+            register_voc_dataset("bad_voc", bad, "trainval")
+        with self.assertRaisesRegex(FileNotFoundError, "ImageSets/Main/val.txt.*trainval"):
+            register_voc_dataset("bad_voc", self.voc, "val")
+        with self.assertRaisesRegex(ValueError, "not in"):
+            register_voc_dataset("bad_voc", self.voc, "trainval", ["circle"])
 
     def test_voc_dataset_trains_and_evaluates(self):
         with tempfile.TemporaryDirectory() as out:
