@@ -7,7 +7,6 @@ from typing import Mapping, Sequence
 
 import torch
 from detectron2.config import CfgNode, get_cfg
-from detectron2.evaluation import print_csv_format
 
 from ..config import add_centernet_config
 from ..data.builtin import BUILTIN_SHAPES_SPLITS, ensure_builtin_generated
@@ -64,5 +63,4 @@ def save_results(results: Mapping, output_dir: str) -> str:
     path = os.path.join(output_dir, "eval_results.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))
-    print_csv_format(results)
     return path
