@@ -10,20 +10,13 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from detectron2.engine.launch import _find_free_port
 from detectron2.utils import comm
 
 __all__ = ["launch", "DEFAULT_TIMEOUT"]
 
 DEFAULT_TIMEOUT = timedelta(minutes=30)
 logger = logging.getLogger(__name__)
-
-
-def _find_free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch(
