@@ -9,12 +9,12 @@
 ``--num-gpus N`` starts N processes: on GPUs with NCCL, on a CPU-only machine with gloo.
 """
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm
 
 from centernet_d2.data import register_coco_dataset, register_voc_dataset
 from centernet_d2.engine import Trainer, launch
+from centernet_d2.engine.checkpoint import SafeCheckpointer
 from centernet_d2.engine.defaults import prepare_datasets, save_results, setup_cfg
 
 
@@ -57,7 +57,7 @@ def main(args):
 
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        SafeCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         results = Trainer.test(cfg, model)

@@ -21,14 +21,22 @@ def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
     """``get_cfg()`` + :func:`add_centernet_config` + the YAML file + ``KEY VALUE`` overrides.
 
     ``MODEL.DEVICE`` falls back to "cpu" when it names CUDA and no GPU is present, so the same
-    configs run on laptops and GPU servers. Unknown keys raise Detectron2's ``KeyError``, which
-    names the key.
+    configs run on laptops and GPU servers. An unknown key raises ``KeyError`` naming the key and
+    the file (or the command line) it came from.
     """
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"config file {config_file} not found")
     cfg = add_centernet_config(get_cfg())
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    hint = "check the spelling; centernet_d2/config.py lists CenterNet's keys"
+    try:
+        cfg.merge_from_file(config_file)
+    except KeyError as e:
+        raise KeyError(f"{config_file}: {e.args[0]} ({hint})") from e
+    try:
+        cfg.merge_from_list(list(opts))
+    except (KeyError, AssertionError) as e:  # yacs asserts on unknown keys and odd-length lists
+        error = KeyError if "Non-existent" in str(e) else ValueError
+        raise error(f"command-line override: {e.args[0]} ({hint})") from e
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.info("CUDA is not available: MODEL.DEVICE set to cpu")
         cfg.MODEL.DEVICE = "cpu"

@@ -1,14 +1,17 @@
 """``CenterNetPredictor``: Detectron2's ``DefaultPredictor`` that can also return the heatmap."""
 
 from typing import Dict, Optional, Tuple
+from unittest import mock
 
 import numpy as np
 import torch
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultPredictor
+from detectron2.engine import defaults as d2_defaults
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 from ..utils.visualize import heatmap_overlay
+from .checkpoint import SafeCheckpointer
 
 __all__ = ["CenterNetPredictor"]
 
@@ -21,7 +24,8 @@ class CenterNetPredictor(DefaultPredictor):
     """
 
     def __init__(self, cfg):
-        super().__init__(cfg)
+        with mock.patch.object(d2_defaults, "DetectionCheckpointer", SafeCheckpointer):
+            super().__init__(cfg)
         self.metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__none")
         self._captured: Optional[Dict[str, torch.Tensor]] = None
         self.model.head.register_forward_hook(self._capture)

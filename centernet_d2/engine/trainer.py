@@ -18,6 +18,7 @@ from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data.augmentation import build_centernet_augmentation
+from .checkpoint import SafeCheckpointer
 from .train_loop import CPUAutocastTrainer
 
 __all__ = ["Trainer", "OPTIMIZERS", "create_ddp_model"]
@@ -37,8 +38,9 @@ def create_ddp_model(model, *, fp16_compression=False, **kwargs):
 
 class Trainer(DefaultTrainer):
     """``DefaultTrainer`` plus: the CenterNet augmentation, ``SOLVER.OPTIMIZER`` (SGD, Adam,
-    AdamW), evaluators chosen by the dataset's ``evaluator_type``, CPU multi-process training and
-    ``SOLVER.AMP`` on CPU (bfloat16 autocast, see :class:`CPUAutocastTrainer`).
+    AdamW), evaluators chosen by the dataset's ``evaluator_type``, CPU multi-process training,
+    ``SOLVER.AMP`` on CPU (bfloat16 autocast, see :class:`CPUAutocastTrainer`) and atomic,
+    ``weights_only`` checkpoints (:class:`SafeCheckpointer`).
     """
 
     def __init__(self, cfg):
@@ -49,7 +51,8 @@ class Trainer(DefaultTrainer):
             cfg.SOLVER.AMP.ENABLED = False
             cfg.freeze()
         with mock.patch.object(d2_defaults, "create_ddp_model", create_ddp_model):
-            super().__init__(cfg)
+            with mock.patch.object(d2_defaults, "DetectionCheckpointer", SafeCheckpointer):
+                super().__init__(cfg)
         if cpu_amp:
             logger.info("SOLVER.AMP.ENABLED on CPU: the forward pass runs in bfloat16 autocast")
             t = self._trainer

@@ -75,8 +75,8 @@ class TestDemo(unittest.TestCase):
             edge = diff[max(y0, 0) : y1 + 1, max(x0, 0) : x0 + 2]  # left edge
             self.assertGreater(edge.mean(), 40, (x0, y0, x1, y1))
             covered[max(y0 - 12, 0) : y1 + 12, max(x0 - 12, 0) : x1 + 12] = True
-        if (~covered).any():
-            self.assertLess(diff[~covered].mean(), 25)  # JPEG noise only
+        if (~covered).any():  # JPEG noise only (labels may reach past the margin: median)
+            self.assertLess(np.median(diff[~covered]), 15)
         heatmap = cv2.imread(os.path.join(out, inputs[0][:-4] + "_heatmap.jpg"))
         self.assertEqual(heatmap.shape, image.shape)
         self.assertGreater(np.abs(heatmap.astype(int) - image.astype(int)).mean(), 5)
