@@ -24,5 +24,8 @@ setup(
         "matplotlib",
         "tqdm",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        "test": ["pytest>=7", "onnx", "onnxruntime"],
+        "export": ["onnx", "onnxruntime"],  # tools/export_model.py --format onnx
+    },
 )

@@ -118,6 +118,20 @@ def patch_sources(src, recipe):
     # Pillow 10 removed Image.LINEAR, an alias of BILINEAR.
     transform = pkg / "data" / "transforms" / "transform.py"
     transform.write_text(transform.read_text().replace("Image.LINEAR", "Image.BILINEAR"))
+    # v0.6 imports caffe2 (gone from PyTorch) in detectron2.export; later Detectron2 makes it
+    # optional, which keeps TracingAdapter and the TorchScript helpers importable.
+    export = pkg / "export" / "__init__.py"
+    export.write_text(
+        export.read_text().replace(
+            "from .api import *\n",
+            "try:  # caffe2 is optional\n"
+            "    from caffe2.proto import caffe2_pb2 as _tmp  # noqa: F401\n"
+            "except ImportError:\n"
+            "    pass\n"
+            "else:\n"
+            "    from .api import *  # noqa: F401,F403\n",
+        )
+    )
     # numpy 1.24 removed the aliases np.int / np.float / np.bool / np.str / np.object of builtins.
     alias = re.compile(r"\bnp\.(int|float|bool|str|object)\b(?!_)")
     for py in pkg.rglob("*.py"):
