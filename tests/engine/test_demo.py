@@ -1,6 +1,5 @@
 """tools/demo.py, the predictor and the README's predictor snippet."""
 
-import importlib.util
 import os
 import re
 import shutil
@@ -16,16 +15,10 @@ from detectron2.modeling import build_model
 from centernet_d2.data import generate_shapes_dataset
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor
+from tests.tools_loader import load_tool
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class TestDemo(unittest.TestCase):

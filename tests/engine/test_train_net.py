@@ -1,6 +1,5 @@
 """tools/train_net.py end to end on the built-in data and on user datasets, on the CPU."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import xml.etree.ElementTree as ET
 import torch
 
 from centernet_d2.data import generate_shapes_dataset, register_voc_dataset
+from tests.tools_loader import load_tool
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
@@ -29,13 +29,6 @@ TINY = [
     "DATALOADER.NUM_WORKERS", "0",
     "SEED", "1",
 ]  # fmt: skip
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 train_net = load_tool("train_net")
