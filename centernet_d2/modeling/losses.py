@@ -31,11 +31,13 @@ def heatmap_focal_loss(
         scalar, the sum over all positions; divide by the number of objects.
     """
     logits = logits.float()
-    p = torch.sigmoid(logits)
     pos = target == 1
-    pos_loss = (1 - p) ** alpha * F.logsigmoid(logits)
-    neg_loss = (1 - target) ** beta * p**alpha * F.logsigmoid(-logits)
-    return -torch.where(pos, pos_loss, neg_loss).sum()
+    # (1 - y)^beta is 0 where y == 1, so the negative term needs no mask (and no second dense
+    # tensor kept for backward); the positive term is evaluated at the peaks only.
+    neg_loss = ((1 - target) ** beta * torch.sigmoid(logits) ** alpha * F.logsigmoid(-logits)).sum()
+    x = logits[pos]
+    pos_loss = ((1 - torch.sigmoid(x)) ** alpha * F.logsigmoid(x)).sum()
+    return -(pos_loss + neg_loss)
 
 
 def gather_at_peaks(pred: Tensor, index: Tensor) -> Tensor:

@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Speed and memory of a CenterNet config against Detectron2's RetinaNet and FCOS.
+
+    python tools/benchmark.py \\
+        --config-file configs/COCO-Detection/centernet_R_18_deconv_140e.yaml --output out/bench
+
+Writes ``benchmark.json`` and ``benchmark.png`` into ``--output`` and prints a markdown table.
+The definitions of every number are in ``centernet_d2/utils/benchmark.py``.
+"""
+
+import argparse
+import json
+import logging
+import os
+
+import torch
+from detectron2.utils.logger import setup_logger
+
+from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.utils.benchmark import (
+    PEERS,
+    choose_precision,
+    markdown_table,
+    plot_benchmark,
+    run_benchmark,
+)
+
+DEFAULT_CONFIG = "configs/COCO-Detection/centernet_R_18_deconv_140e.yaml"
+
+
+def _ints(text):
+    return [int(x) for x in text.split(",") if x]
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config-file", default=DEFAULT_CONFIG, metavar="FILE")
+    parser.add_argument("--output", default="output/benchmark", help="folder for json and png")
+    parser.add_argument(
+        "--size", type=int, help="input size in px (default: the config's INPUT.MIN_SIZE_TEST)"
+    )
+    parser.add_argument("--batch-sizes", type=_ints, default=[1, 8], help="inference batches")
+    parser.add_argument(
+        "--train-batch-size", type=int, help="training batch (default: largest --batch-sizes)"
+    )
+    parser.add_argument("--objects", type=int, default=50, help="GT objects per training image")
+    parser.add_argument(
+        "--sizes", type=_ints, default=[256, 384, 512, 768, 1024], help="latency-vs-size inputs"
+    )
+    parser.add_argument(
+        "--object-counts", type=_ints, default=[1, 10, 50, 100, 500], help="targets-vs-objects"
+    )
+    parser.add_argument("--peers", default=",".join(PEERS), help=f"among {','.join(PEERS)}")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs before each timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs (median, p10-p90)")
+    parser.add_argument(
+        "--sweep-repeats", type=int, default=3, help="timed runs of each size / object count"
+    )
+    parser.add_argument("--device", help="default: the config's MODEL.DEVICE")
+    parser.add_argument("--amp", action="store_true", help="CPU: bfloat16 autocast")
+    parser.add_argument("--channels-last", action="store_true", help="CPU: channels-last")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="KEY VALUE pairs")
+    return parser
+
+
+def main(args):
+    setup_logger(name="centernet_d2")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = setup_cfg(args.config_file, args.opts)
+    device = args.device or cfg.MODEL.DEVICE
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        logging.getLogger("centernet_d2").info("CUDA is not available: running on cpu")
+        device = "cpu"
+    report = run_benchmark(
+        cfg,
+        choose_precision(device, amp=args.amp, channels_last=args.channels_last),
+        batch_sizes=args.batch_sizes,
+        size=args.size,
+        train_batch_size=args.train_batch_size,
+        num_objects=args.objects,
+        scaling_sizes=args.sizes,
+        object_counts=args.object_counts,
+        peers=[p for p in args.peers.split(",") if p],
+        warmup=args.warmup,
+        repeats=args.repeats,
+        sweep_repeats=args.sweep_repeats,
+    )
+    report["meta"]["config"] = args.config_file
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "benchmark.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    plot_benchmark(report, os.path.join(args.output, "benchmark.png"))
+    table = markdown_table(report)
+    print(table)
+    return report
+
+
+if __name__ == "__main__":
+    main(get_parser().parse_args())
