@@ -37,6 +37,18 @@ def add_centernet_config(cfg: CN) -> CN:
     # CornerNet radius: the largest corner shift that keeps IoU >= MIN_OVERLAP with the GT box.
     c.MIN_OVERLAP = 0.7
     c.TTF_ALPHA = 0.54
+    # Box outputs of the head: "size_offset" (CenterNet: size + sub-cell offset at the peak, losses
+    # loss_size / loss_offset) or "ltrb" (TTFNet: distances in cells from each cell centre
+    # (x + 0.5, y + 0.5) to the four box sides, ReLU(x) * LTRB_SCALE, trained with a GIoU loss
+    # "loss_box" of weight BOX_WEIGHT on every cell of a gaussian area of radii TTF_BETA times
+    # half the box sides, each cell weighted by its gaussian / the object's sum * log(box area)).
+    c.BOX_HEAD = "size_offset"
+    c.BOX_WEIGHT = 5.0
+    c.LTRB_SCALE = 4.0  # cells per unit of the ReLU output (TTFNet's 16 px at stride 4)
+    c.TTF_BETA = 0.54
+    # Test-time augmentation (TEST.AUG.ENABLED, FLIP, MIN_SIZES, MAX_SIZE, as Detectron2's; an
+    # empty MIN_SIZES keeps the input's size): IoU of the class-wise NMS merging the scales.
+    c.TTA_NMS_THRESH = 0.5
     # Inference: detections scoring below this are dropped; top-K is TEST.DETECTIONS_PER_IMAGE.
     c.SCORE_THRESH_TEST = 0.05
     # Channels-last memory format for weights and images: faster convolutions with oneDNN (CPU)
@@ -52,6 +64,12 @@ def add_centernet_config(cfg: CN) -> CN:
     _C.INPUT.CENTERNET.SCALE_RANGE = (0.6, 1.3)
     _C.INPUT.CENTERNET.COLOR_JITTER = 0.4
 
+    # Training images that are missing, cannot be read, are not of their annotated width x height
+    # or fail in the augmentation (centernet_d2.data.checks and CenterNetDatasetMapper): "stop"
+    # raises naming them (missing, truncated and wrongly sized files are found before the first
+    # iteration), "skip" warns naming them and trains on the other images.
+    _C.DATALOADER.BAD_IMAGES = "stop"
+
     # Optimiser built by centernet_d2.engine.Trainer: "SGD" (Detectron2's), "ADAM" (the paper's) or
     # "ADAMW"; SOLVER.BASE_LR, WEIGHT_DECAY, MOMENTUM (SGD) and CLIP_GRADIENTS apply to each.
     _C.SOLVER.OPTIMIZER = "SGD"
@@ -62,6 +80,9 @@ def add_centernet_config(cfg: CN) -> CN:
     c.DECONV.CHANNELS = [256, 128, 64]  # output channels of each stage
     c.DECONV.KERNEL_SIZE = 4  # of the transposed convs
     c.DECONV.NORM = "BN"  # "BN", "SyncBN", "FrozenBN", "GN" or "" (none)
+    # Each stage's 3x3 conv is a modulated deformable conv (DCNv2, torchvision's deform_conv2d),
+    # as in the paper's ResNet variant; False: a plain conv (the parameter names of older models).
+    c.DECONV.DEFORMABLE = False
 
     # MobileNet (torchvision) + FPN backbones.
     _C.MODEL.MOBILENET = CN()
@@ -71,4 +92,15 @@ def add_centernet_config(cfg: CN) -> CN:
     _C.MODEL.MOBILENET.NORM = "BN"
     # Stages frozen for training (0: none; the stem counts as stage 1).
     _C.MODEL.MOBILENET.FREEZE_AT = 0
+
+    # DLA-34 + DLA-up / IDA-up to stride 4 (the paper's DLA variant, build_dla34_backbone).
+    _C.MODEL.DLA = CN()
+    # Norm of every layer: "BN", "SyncBN", "FrozenBN" or "GN" (32 groups, 16 on 16 channels).
+    _C.MODEL.DLA.NORM = "BN"
+    # The 3x3 projection and aggregation convs of DLA-up / IDA-up are modulated deformable convs
+    # (DCNv2), as in the paper; False: plain 3x3 convs.
+    _C.MODEL.DLA.DEFORMABLE = True
+    # Outputs: "p2" (stride 4, 64 channels, the upsampled map) and any bottom-up levels
+    # "level0".."level5" (level i has stride 2**i).
+    _C.MODEL.DLA.OUT_FEATURES = ["p2"]
     return cfg

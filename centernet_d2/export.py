@@ -1,7 +1,9 @@
 """Export a CenterNet to TorchScript (tracing) or ONNX with decoding inside the graph.
 
 The exported function is the model's preprocessing (mean/std), backbone, head and
-:func:`~centernet_d2.modeling.decode.decode_boxes`, traced through Detectron2's ``TracingAdapter``:
+:func:`~centernet_d2.modeling.decode.decode_predictions` (size/offset or ltrb boxes, as the
+model's ``MODEL.CENTERNET.BOX_HEAD``), traced through Detectron2's ``TracingAdapter``; test-time
+augmentation (``TEST.AUG``) is not exported:
 
     images (N, 3, H, W) float32 -> boxes (N, T, 4), scores (N, T), classes (N, T) int64
 
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .modeling.decode import decode_boxes
+from .modeling.decode import decode_predictions
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -147,7 +149,7 @@ def random_image(size: Tuple[int, int], seed: int = 0) -> Tensor:
 
 def exported_outputs(model: nn.Module, images: Tensor, image_size: Tuple[int, int]) -> Outputs:
     """The function that is exported, run eagerly: what ``model`` computes at inference before
-    its score threshold and rescaling to the original image.
+    its score threshold and rescaling to the original image, without test-time augmentation.
 
     Args:
         model: a ``CenterNet`` in eval mode.
@@ -163,13 +165,7 @@ def exported_outputs(model: nn.Module, images: Tensor, image_size: Tuple[int, in
         x = x.contiguous(memory_format=torch.channels_last)
     features = model.backbone(x)
     predictions = model.head([features[f] for f in model.head_in_features])
-    boxes, scores, classes = decode_boxes(
-        predictions["heatmap"],
-        predictions["size"],
-        predictions["offset"],
-        model.stride,
-        model.test_topk,
-    )
+    boxes, scores, classes = decode_predictions(predictions, model.stride, model.test_topk)
     height, width = image_size
     # Boxes.clip of the model's inference: x in [0, W], y in [0, H]
     limits = boxes.new_tensor([width, height, width, height])

@@ -26,6 +26,7 @@ from centernet_d2.utils.benchmark import (
 )
 
 DEFAULT_CONFIG = "configs/COCO-Detection/centernet_R_18_deconv_140e.yaml"
+CHANNELS_LAST = {"config": None, "on": True, "off": False}
 
 
 def _ints(text):
@@ -58,7 +59,13 @@ def get_parser():
     )
     parser.add_argument("--device", help="default: the config's MODEL.DEVICE")
     parser.add_argument("--amp", action="store_true", help="CPU: bfloat16 autocast")
-    parser.add_argument("--channels-last", action="store_true", help="CPU: channels-last")
+    parser.add_argument(
+        "--channels-last",
+        choices=sorted(CHANNELS_LAST),
+        default="config",
+        help="CPU memory format: 'config' (default): CenterNet as MODEL.CENTERNET.CHANNELS_LAST "
+        "says, the peers in Detectron2's NCHW; 'on' / 'off': every model channels-last / NCHW",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="KEY VALUE pairs")
     return parser
@@ -75,7 +82,7 @@ def main(args):
         device = "cpu"
     report = run_benchmark(
         cfg,
-        choose_precision(device, amp=args.amp, channels_last=args.channels_last),
+        choose_precision(device, amp=args.amp, channels_last=CHANNELS_LAST[args.channels_last]),
         batch_sizes=args.batch_sizes,
         size=args.size,
         train_batch_size=args.train_batch_size,

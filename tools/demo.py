@@ -13,9 +13,9 @@ import os
 
 import cv2
 import tqdm
-from detectron2.data.detection_utils import read_image
 from detectron2.utils.logger import setup_logger
 
+from centernet_d2.data.image_io import read_image
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor
 

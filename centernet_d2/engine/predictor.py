@@ -1,6 +1,7 @@
 """``CenterNetPredictor``: Detectron2's ``DefaultPredictor`` that can also return the heatmap."""
 
-from typing import Dict, Optional, Tuple
+import os
+from typing import Dict, Optional, Tuple, Union
 from unittest import mock
 
 import numpy as np
@@ -10,6 +11,8 @@ from detectron2.engine import DefaultPredictor
 from detectron2.engine import defaults as d2_defaults
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
+from ..data.augmentation import ResizeShortestEdge
+from ..data.image_io import read_image
 from ..utils.visualize import heatmap_overlay
 from .checkpoint import SafeCheckpointer
 
@@ -21,17 +24,42 @@ class CenterNetPredictor(DefaultPredictor):
 
     ``predictor(image)`` returns ``{"instances": Instances}`` in the image's size, as Detectron2's
     predictor does; :meth:`predict_with_heatmap` also returns the class heatmap of that forward.
+    ``image`` may also be a file path, read with :func:`centernet_d2.data.read_image` (grey,
+    palette, RGBA and 16-bit files become 3-channel uint8; a missing or unreadable file raises an
+    error naming it). Images of extreme aspect ratio (1 x 1000 pixels) work: the resize keeps
+    every side at least 1 pixel (:class:`centernet_d2.data.augmentation.ResizeShortestEdge`).
     """
 
     def __init__(self, cfg):
         with mock.patch.object(d2_defaults, "DetectionCheckpointer", SafeCheckpointer):
             super().__init__(cfg)
+        # Detectron2's resize, as DefaultPredictor builds it, but never to a side of 0 pixels
+        self.aug = ResizeShortestEdge(
+            [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST
+        )
         self.metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__none")
         self._captured: Optional[Dict[str, torch.Tensor]] = None
         self.model.head.register_forward_hook(self._capture)
 
     def _capture(self, module, inputs, outputs):
         self._captured = outputs
+
+    def as_image(self, image: Union[np.ndarray, str, os.PathLike]) -> np.ndarray:
+        """``image`` as the (H, W, 3) array in ``INPUT.FORMAT`` that the predictor takes: a file
+        path is read with :func:`centernet_d2.data.read_image`, an array is checked."""
+        if isinstance(image, (str, os.PathLike)):
+            return read_image(os.fspath(image), format=self.input_format)
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            got = image.shape if isinstance(image, np.ndarray) else type(image).__name__
+            raise ValueError(
+                f"CenterNetPredictor takes an (H, W, 3) image in INPUT.FORMAT "
+                f"({self.input_format}) or a file path, got {got}; read grey, RGBA or 16-bit "
+                "files with centernet_d2.data.read_image"
+            )
+        return image
+
+    def __call__(self, original_image: Union[np.ndarray, str, os.PathLike]) -> Dict:
+        return super().__call__(self.as_image(original_image))
 
     def predict_with_heatmap(self, original_image: np.ndarray) -> Tuple[Dict, torch.Tensor, Tuple]:
         """
@@ -40,6 +68,7 @@ class CenterNetPredictor(DefaultPredictor):
             heatmap: (K, h, w) probabilities on the model's output grid.
             input_size: (height, width) of the resized image the model saw.
         """
+        original_image = self.as_image(original_image)
         predictions = self(original_image)
         heatmap = torch.sigmoid(self._captured["heatmap"][0].float())
         resize = self.aug.get_transform(original_image)  # computes the size, resizes nothing

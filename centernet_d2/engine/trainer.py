@@ -5,11 +5,11 @@ from unittest import mock
 
 import torch
 from detectron2.data import (
-    DatasetMapper,
     MetadataCatalog,
     build_detection_test_loader,
-    build_detection_train_loader,
+    get_detection_dataset_dicts,
 )
+from detectron2.data.build import filter_images_with_only_crowd_annotations
 from detectron2.engine import DefaultTrainer
 from detectron2.engine import defaults as d2_defaults
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
@@ -17,7 +17,9 @@ from detectron2.solver.build import get_default_optimizer_params, maybe_add_grad
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data.augmentation import build_centernet_augmentation
+from ..data.checks import check_annotations, check_image_files
+from ..data.mapper import CenterNetDatasetMapper
+from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
 from .checkpoint import SafeCheckpointer
 from .train_loop import CPUAutocastTrainer
 
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("SGD", "ADAM", "ADAMW")
 _d2_create_ddp_model = d2_defaults.create_ddp_model
+# Detectron2 after v0.6 checkpoints the optimiser ("_trainer" in DefaultTrainer.state_dict)
+_D2_SAVES_OPTIMIZER = "state_dict" in vars(DefaultTrainer)
 
 
 def create_ddp_model(model, *, fp16_compression=False, **kwargs):
@@ -39,8 +43,10 @@ def create_ddp_model(model, *, fp16_compression=False, **kwargs):
 class Trainer(DefaultTrainer):
     """``DefaultTrainer`` plus: the CenterNet augmentation, ``SOLVER.OPTIMIZER`` (SGD, Adam,
     AdamW), evaluators chosen by the dataset's ``evaluator_type``, CPU multi-process training,
-    ``SOLVER.AMP`` on CPU (bfloat16 autocast, see :class:`CPUAutocastTrainer`) and atomic,
-    ``weights_only`` checkpoints (:class:`SafeCheckpointer`).
+    ``SOLVER.AMP`` on CPU (bfloat16 autocast, see :class:`CPUAutocastTrainer`), atomic,
+    ``weights_only`` checkpoints (:class:`SafeCheckpointer`) and exact resumption: checkpoints
+    hold the optimiser state (Detectron2 v0.6 leaves it out) and the data seed, and the training
+    data (:func:`build_resumable_train_loader`) restarts at the checkpoint's iteration.
     """
 
     def __init__(self, cfg):
@@ -58,15 +64,68 @@ class Trainer(DefaultTrainer):
             t = self._trainer
             self._trainer = CPUAutocastTrainer(t.model, t.data_loader, t.optimizer)
 
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Detectron2's ``resume_or_load`` (model, optimiser, LR scheduler and iteration from
+        the last checkpoint), then the data loader restarts at batch ``start_iter`` with the
+        checkpoint's data seed: the training continues exactly as if it had not stopped."""
+        stream = self._data_stream()
+        seed = stream.seed if stream is not None else None
+        super().resume_or_load(resume=resume)
+        if stream is None:
+            if self.start_iter > 0:
+                logger.warning(
+                    "the training data loader is not build_resumable_train_loader's: its data "
+                    f"stream restarts from the beginning at iteration {self.start_iter}"
+                )
+        elif (stream.start_iter, stream.seed) != (self.start_iter, seed):
+            stream.set_start_iter(self.start_iter)
+            _restart_data_loader(self._trainer)
+
+    def state_dict(self) -> dict:
+        ret = super().state_dict()
+        if not _D2_SAVES_OPTIMIZER:
+            ret["_trainer"] = self._trainer.state_dict()
+        stream = self._data_stream()
+        if stream is not None:
+            ret["data_stream"] = stream.state_dict()
+        return ret
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        if not _D2_SAVES_OPTIMIZER and "_trainer" in state_dict:
+            self._trainer.load_state_dict(state_dict["_trainer"])
+        stream = self._data_stream()
+        if stream is not None and "data_stream" in state_dict:
+            stream.load_state_dict(state_dict["data_stream"])
+
+    def _data_stream(self):
+        stream = getattr(self._trainer.data_loader, "dataset", None)
+        return stream if isinstance(stream, SeededMapDataset) else None
+
     @classmethod
     def build_train_loader(cls, cfg):
-        mapper = DatasetMapper(cfg, True, augmentations=build_centernet_augmentation(cfg, True))
-        return build_detection_train_loader(cfg, mapper=mapper)
+        mapper = CenterNetDatasetMapper(cfg, True)
+        dataset = cls.build_train_dataset(cfg)
+        return build_resumable_train_loader(cfg, mapper=mapper, dataset=dataset)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        mapper = DatasetMapper(cfg, False, augmentations=build_centernet_augmentation(cfg, False))
+        mapper = CenterNetDatasetMapper(cfg, False)
         return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+
+    @classmethod
+    def build_train_dataset(cls, cfg):
+        """The dataset dicts of ``DATASETS.TRAIN``, checked before training starts: bad boxes are
+        dropped or clipped (:func:`check_annotations`), images left without objects are dropped
+        if ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``, and image files that are missing, unreadable
+        or not of their annotated size stop training or are left out, per
+        ``DATALOADER.BAD_IMAGES`` (:func:`check_image_files`).
+        """
+        dicts = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
+        dicts = check_annotations(dicts)
+        if cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS:
+            dicts = filter_images_with_only_crowd_annotations(dicts)
+        return check_image_files(dicts, cfg.DATALOADER.BAD_IMAGES)
 
     @classmethod
     def build_optimizer(cls, cfg, model):
@@ -100,3 +159,13 @@ class Trainer(DefaultTrainer):
             f"dataset {dataset_name!r} has evaluator_type {kind!r}; centernet-d2 evaluates "
             "'coco' and 'pascal_voc' datasets"
         )
+
+
+def _restart_data_loader(trainer) -> None:
+    """Make a ``SimpleTrainer`` create its data-loader iterator anew (the loader's dataset
+    changed)."""
+    if isinstance(getattr(type(trainer), "_data_loader_iter", None), property):
+        trainer._data_loader_iter_obj = None  # Detectron2 after v0.6: created when first used
+    else:  # v0.6: created in __init__; drop the old one first so that its workers stop
+        trainer._data_loader_iter = None
+        trainer._data_loader_iter = iter(trainer.data_loader)

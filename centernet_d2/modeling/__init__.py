@@ -1,13 +1,21 @@
 """CenterNet's model: importing this registers the meta-architecture and the backbones."""
 
 from . import backbone  # noqa: F401  (registers the backbones)
-from .decode import decode_boxes, to_instances, topk_peaks
-from .head import CenterNetHead
-from .losses import heatmap_focal_loss, l1_at_peaks
+from .decode import decode_boxes, decode_ltrb_boxes, decode_predictions, to_instances, topk_peaks
+from .head import BOX_HEADS, CenterNetHead
+from .losses import heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
 from .meta_arch import CenterNet
-from .targets import CenterNetTargets, build_targets, cornernet_radius, draw_gaussians, ttf_radii
+from .targets import (
+    CenterNetTargets,
+    build_targets,
+    cornernet_radius,
+    draw_gaussians,
+    ltrb_targets,
+    ttf_radii,
+)
 
 __all__ = [
+    "BOX_HEADS",
     "CenterNet",
     "CenterNetHead",
     "CenterNetTargets",
@@ -15,9 +23,13 @@ __all__ = [
     "cornernet_radius",
     "ttf_radii",
     "draw_gaussians",
+    "ltrb_targets",
     "heatmap_focal_loss",
     "l1_at_peaks",
+    "weighted_giou_loss",
     "topk_peaks",
     "decode_boxes",
+    "decode_ltrb_boxes",
+    "decode_predictions",
     "to_instances",
 ]

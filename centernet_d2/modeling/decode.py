@@ -4,38 +4,121 @@ Shape shorthand:
     N: images, K: classes, H/W: output grid, T: detections kept per image (top-K).
 """
 
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
-__all__ = ["topk_peaks", "decode_boxes", "to_instances"]
+__all__ = ["topk_peaks", "decode_boxes", "decode_ltrb_boxes", "decode_predictions", "to_instances"]
 
 
 def topk_peaks(heatmap_logits: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
     """Top-``k`` local maxima over classes and positions of each image.
 
     A position is a peak when it equals the max of its 3x3 neighbourhood (CenterNet's NMS
-    replacement). The max-pool runs on logits: sigmoid is monotonic, so the peaks are the same and
+    replacement). Peaks are found on logits: sigmoid is monotonic, so the peaks are the same and
     only the kept ``k`` values go through the sigmoid.
 
+    In eager mode the 3x3 test runs only on the heatmap rows that can hold a top-``k`` peak (see
+    :func:`_topk_peaks_by_rows`), which gives the same peaks as testing every position (ties aside)
+    at a fraction of the memory traffic; traced or compiled, it runs on the whole map.
+
     Args:
-        heatmap_logits: (N, K, H, W).
+        heatmap_logits: (N, K, H, W), any memory format.
     Returns:
         scores (N, T) in [0, 1], descending; classes (N, T) long; positions (N, T) long
-        ``y * W + x``; T = min(k, K * H * W).
+        ``y * W + x``; T = min(k, K * H * W). Where an image has fewer than T peaks, the rest have
+        score 0 (logit -inf).
     """
-    N, K, H, W = heatmap_logits.shape
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or _is_compiling():
+        N, K, H, W = heatmap_logits.shape
+        top, idx = _dense_peaks(heatmap_logits).flatten(1).topk(min(k, K * H * W))
+    else:
+        top, idx = _topk_peaks_by_rows(heatmap_logits, k)
+    HW = heatmap_logits.shape[2] * heatmap_logits.shape[3]
+    classes = torch.div(idx, HW, rounding_mode="floor")
+    return torch.sigmoid(top), classes, idx - classes * HW
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(
+        compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling()
+    )
+
+
+def _dense_peaks(logits: Tensor) -> Tensor:
+    """(N, K, H, W) logits with every position that is not a 3x3 local maximum set to -inf."""
     # 3x3 max as two separable shifted maxima: equal to max_pool2d(3, 1, 1), ~10x faster on CPU
-    p = F.pad(heatmap_logits, (1, 1, 1, 1), value=float("-inf"))
+    p = F.pad(logits, (1, 1, 1, 1), value=float("-inf"))
     rows = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
     pooled = torch.maximum(torch.maximum(rows[..., :-2, :], rows[..., 1:-1, :]), rows[..., 2:, :])
-    peaks = heatmap_logits.masked_fill(pooled != heatmap_logits, float("-inf"))
-    top, idx = peaks.flatten(1).topk(min(k, K * H * W))  # (N, T)
-    classes = torch.div(idx, H * W, rounding_mode="floor")
-    return torch.sigmoid(top), classes, idx - classes * (H * W)
+    return logits.masked_fill(pooled != logits, float("-inf"))
+
+
+def _row_peaks(logits: Tensor, rows: Tensor) -> Tensor:
+    """The given heatmap rows with every position that is not a 3x3 local maximum (of the whole
+    map) set to -inf.
+
+    Args:
+        logits: (N, K, H, W).
+        rows: (N, R) long row indices ``class * H + y``.
+    Returns:
+        (N, R, W).
+    """
+    N, K, H, W = logits.shape
+    c = torch.div(rows, H, rounding_mode="floor")
+    y = rows - c * H
+    n = torch.arange(N, device=rows.device)[:, None]
+    center = logits[n, c, y]  # (N, R, W)
+    # the rows above and below; at the border the row itself, which does not change the max
+    vertical = torch.maximum(
+        torch.maximum(logits[n, c, (y - 1).clamp(min=0)], center),
+        logits[n, c, (y + 1).clamp(max=H - 1)],
+    )
+    pooled = vertical.clone()
+    torch.maximum(pooled[..., 1:], vertical[..., :-1], out=pooled[..., 1:])
+    torch.maximum(pooled[..., :-1], vertical[..., 1:], out=pooled[..., :-1])
+    return center.masked_fill(pooled != center, float("-inf"))
+
+
+def _topk_peaks_by_rows(logits: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+    """Top-``k`` peaks as (logits (N, T), flat indices ``class * H * W + y * W + x`` (N, T)).
+
+    A row of the heatmap (one class, one y) can hold a peak above ``v`` only if its maximum is
+    above ``v``. So the 3x3 test first runs on the 2k rows with the largest maxima; if the k-th
+    peak found there is at least the largest maximum of the other rows, no other row can hold a
+    better peak and the result is exact. Otherwise it runs again on every row whose maximum
+    exceeds that k-th peak, which is exact too. Either way only one full pass over the map
+    (the row maxima) is made, instead of the five of a dense 3x3 max and mask.
+    """
+    N, K, H, W = logits.shape
+    if N > 1 and logits.is_contiguous(memory_format=torch.channels_last):
+        # batched reductions over W are slow in this layout; one image at a time is not
+        parts = [_topk_peaks_by_rows(logits[i : i + 1], k) for i in range(N)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    G = K * H
+    if logits.is_contiguous():
+        row_max = logits.amax(dim=3).reshape(N, G)  # (N, G)
+    else:  # reduce W in the layout's own order: (N, H, W, K) for channels-last
+        row_max = logits.permute(0, 2, 3, 1).amax(dim=2).transpose(1, 2).reshape(N, G)
+    num_rows = min(G, 2 * k)
+    top_rows, rows = row_max.topk(min(G, num_rows + 1))  # (N, num_rows + 1), descending
+    rows = rows[:, :num_rows]
+    values = _row_peaks(logits, rows).flatten(1)  # (N, num_rows * W)
+    top, j = values.topk(min(k, values.shape[1]))
+    if num_rows < G:
+        kth = top[:, -1]  # the k-th peak found, -inf if fewer than k
+        if not bool((kth >= top_rows[:, num_rows]).all()):
+            # rows whose maximum beats the k-th peak found may hold better peaks: test them all
+            needed = int((row_max > kth[:, None]).sum(dim=1).max())
+            rows = row_max.topk(max(needed, num_rows)).indices
+            values = _row_peaks(logits, rows).flatten(1)
+            top, j = values.topk(k)
+    row = rows.gather(1, torch.div(j, W, rounding_mode="floor"))  # (N, T) class * H + y
+    return top, row * W + j % W
 
 
 def decode_boxes(
@@ -61,6 +144,53 @@ def decode_boxes(
     center = xy + offset.flatten(2).gather(2, gather).transpose(1, 2)  # (N, T, 2)
     boxes = torch.cat([center - wh / 2, center + wh / 2], dim=2) * stride
     return boxes, scores, classes
+
+
+def decode_ltrb_boxes(
+    heatmap_logits: Tensor, ltrb: Tensor, stride: int, k: int
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Boxes from peak and the distances to the box sides predicted there (TTFNet): a peak at
+    cell (x, y) with (l, t, r, b) gives ``(x + 0.5 - l, y + 0.5 - t, x + 0.5 + r, y + 0.5 + b) *
+    stride``, the exact inverse of :func:`~.targets.ltrb_targets` (cell centre (x + 0.5, y + 0.5)).
+    Tensor-only, so ``torch.jit.trace`` works.
+
+    Args:
+        heatmap_logits: (N, K, H, W).
+        ltrb: (N, 4, H, W) (l, t, r, b) in cells.
+        stride: input pixels per cell.
+        k: detections per image.
+    Returns:
+        boxes (N, T, 4) XYXY in input pixels, scores (N, T), classes (N, T) long.
+    """
+    N, K, H, W = heatmap_logits.shape
+    scores, classes, pos = topk_peaks(heatmap_logits, k)
+    # float32 positions: a low-precision ``ltrb`` (bfloat16 autocast) would round x + 0.5
+    x = (pos % W).float() + 0.5
+    y = torch.div(pos, W, rounding_mode="floor").float() + 0.5
+    xy = torch.stack([x, y], dim=2)  # (N, T, 2) cell centres
+    gather = pos[:, None, :].expand(-1, 4, -1)  # (N, 4, T)
+    d = ltrb.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 4)
+    boxes = torch.cat([xy - d[..., :2], xy + d[..., 2:]], dim=2) * stride
+    return boxes, scores, classes
+
+
+def decode_predictions(
+    predictions: Dict[str, Tensor], stride: int, k: int
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """:func:`decode_ltrb_boxes` of the head's outputs if they have "box" (the ltrb head), else
+    :func:`decode_boxes` of "size" and "offset".
+
+    Args:
+        predictions: "heatmap" (N, K, H, W) logits and "box" (N, 4, H, W) or "size" and
+            "offset" (N, 2, H, W), in cells.
+    Returns:
+        boxes (N, T, 4) XYXY in input pixels, scores (N, T), classes (N, T) long.
+    """
+    if "box" in predictions:
+        return decode_ltrb_boxes(predictions["heatmap"], predictions["box"], stride, k)
+    return decode_boxes(
+        predictions["heatmap"], predictions["size"], predictions["offset"], stride, k
+    )
 
 
 def to_instances(

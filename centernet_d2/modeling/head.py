@@ -7,16 +7,26 @@ Shape shorthand:
 import math
 from typing import Dict, List
 
+import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from torch import Tensor, nn
 
-__all__ = ["CenterNetHead"]
+__all__ = ["BOX_HEADS", "CenterNetHead"]
+
+# "size_offset": CenterNet's size + sub-cell offset at the peak; "ltrb": TTFNet's distances from
+# each cell to the four box sides.
+BOX_HEADS = ("size_offset", "ltrb")
+# Initial ltrb distance to each box side, in cells: a 2x2-cell box around every cell, so that the
+# ReLU of the box branch starts active and the GIoU loss has an intersection to grow.
+LTRB_INIT = 1.0
 
 
 class CenterNetHead(nn.Module):
-    """Predicts, on one feature map, the class heatmap logits (K channels), the object size
-    (width, height in cells) and the sub-cell centre offset (dx, dy in cells).
+    """Predicts, on one feature map, the class heatmap logits (K channels) and the boxes: with
+    ``box_head="size_offset"`` (CenterNet) the object size (width, height in cells) and the
+    sub-cell centre offset (dx, dy in cells); with ``"ltrb"`` (TTFNet) the distances (l, t, r, b)
+    in cells from each cell's centre to the four box sides, ``ReLU(x) * ltrb_scale``.
 
     Each branch is ``num_convs`` 3x3 convs (+ norm) + ReLU followed by a 1x1 conv, as in the
     paper (one 3x3 conv of 64 or 256 channels per branch).
@@ -32,6 +42,8 @@ class CenterNetHead(nn.Module):
         num_convs: int = 1,
         norm: str = "",
         prior_prob: float = 0.1,
+        box_head: str = "size_offset",
+        ltrb_scale: float = 4.0,
     ):
         """
         Args:
@@ -41,6 +53,9 @@ class CenterNetHead(nn.Module):
             num_convs: 3x3 convs per branch (0: the 1x1 output conv alone).
             norm: norm after each 3x3 conv: "" (none), "BN", "SyncBN", "GN", ...
             prior_prob: initial heatmap probability everywhere; sets the heatmap output bias.
+            box_head: "size_offset" (branches "size" and "offset") or "ltrb" (branch "box").
+            ltrb_scale: cells per unit of the ltrb branch's ReLU output (TTFNet's
+                ``wh_offset_base`` of 16 pixels is 4 cells at stride 4).
         """
         super().__init__()
         if len(input_shape) != 1:
@@ -48,7 +63,18 @@ class CenterNetHead(nn.Module):
                 "CenterNetHead takes one feature map (MODEL.CENTERNET.IN_FEATURES of length 1), "
                 f"got {len(input_shape)}"
             )
-        outputs = {"heatmap": num_classes, "size": 2, "offset": 2}
+        if box_head not in BOX_HEADS:
+            raise ValueError(
+                f"MODEL.CENTERNET.BOX_HEAD must be one of {BOX_HEADS}, got {box_head!r}"
+            )
+        if ltrb_scale <= 0:
+            raise ValueError(f"MODEL.CENTERNET.LTRB_SCALE must be positive, got {ltrb_scale}")
+        self.box_head = box_head
+        self.ltrb_scale = ltrb_scale
+        if box_head == "ltrb":
+            outputs = {"heatmap": num_classes, "box": 4}
+        else:
+            outputs = {"heatmap": num_classes, "size": 2, "offset": 2}
         self.branches = nn.ModuleDict(
             {
                 name: self._branch(input_shape[0].channels, channels, num_convs, norm, out)
@@ -57,6 +83,8 @@ class CenterNetHead(nn.Module):
         )
         bias = -math.log((1 - prior_prob) / prior_prob)
         nn.init.constant_(self.branches["heatmap"][-1].bias, bias)
+        if box_head == "ltrb":
+            nn.init.constant_(self.branches["box"][-1].bias, LTRB_INIT / ltrb_scale)
 
     @staticmethod
     def _branch(in_channels, channels, num_convs, norm, out_channels):
@@ -89,6 +117,8 @@ class CenterNetHead(nn.Module):
             "num_convs": c.HEAD_NUM_CONVS,
             "norm": c.HEAD_NORM,
             "prior_prob": c.PRIOR_PROB,
+            "box_head": c.BOX_HEAD,
+            "ltrb_scale": c.LTRB_SCALE,
         }
 
     def forward(self, features: List[Tensor]) -> Dict[str, Tensor]:
@@ -96,7 +126,11 @@ class CenterNetHead(nn.Module):
         Args:
             features: one (N, C, H, W) map.
         Returns:
-            "heatmap": (N, K, H, W) logits; "size": (N, 2, H, W); "offset": (N, 2, H, W).
+            "heatmap": (N, K, H, W) logits; "size_offset": "size" (N, 2, H, W) and "offset"
+            (N, 2, H, W); "ltrb": "box" (N, 4, H, W) >= 0; all in cells.
         """
         (x,) = features
-        return {name: branch(x) for name, branch in self.branches.items()}
+        out = {name: branch(x) for name, branch in self.branches.items()}
+        if self.box_head == "ltrb":
+            out["box"] = F.relu(out["box"]) * self.ltrb_scale
+        return out

@@ -6,9 +6,10 @@ Shape shorthand:
 
 import torch
 import torch.nn.functional as F
+from fvcore.nn import giou_loss
 from torch import Tensor
 
-__all__ = ["heatmap_focal_loss", "l1_at_peaks", "gather_at_peaks"]
+__all__ = ["heatmap_focal_loss", "l1_at_peaks", "gather_at_peaks", "weighted_giou_loss"]
 
 
 def heatmap_focal_loss(
@@ -65,3 +66,29 @@ def l1_at_peaks(pred: Tensor, index: Tensor, target: Tensor) -> Tensor:
         scalar; divide by the number of objects.
     """
     return (gather_at_peaks(pred, index).float() - target).abs().mean(dim=1).sum()
+
+
+def _ltrb_to_xyxy(ltrb: Tensor) -> Tensor:
+    """(P, 4) distances (l, t, r, b) from a point -> (P, 4) XYXY box with the point at 0."""
+    return torch.cat([-ltrb[:, :2], ltrb[:, 2:]], dim=1)
+
+
+def weighted_giou_loss(pred: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """TTFNet's box loss: the GIoU loss ``1 - GIoU`` (fvcore's ``giou_loss``) of the predicted
+    and target boxes of every cell with a positive weight, times that weight, summed.
+
+    Both boxes of a cell are given as distances from the same point, the cell centre; GIoU does
+    not change under translation, so they are compared as boxes around 0.
+
+    Args:
+        pred: (N, 4, H, W) predicted (l, t, r, b) >= 0, any unit.
+        target: (N, 4, H, W) target (l, t, r, b) in the same unit, with l + r > 0 and t + b > 0
+            where ``weight`` > 0.
+        weight: (N, H, W) >= 0, see :func:`~.targets.ltrb_targets`.
+    Returns:
+        scalar; divide by ``weight.sum()``.
+    """
+    mask = weight > 0  # (N, H, W)
+    p = pred.permute(0, 2, 3, 1)[mask].float()  # (P, 4)
+    t = target.permute(0, 2, 3, 1)[mask].float()
+    return (giou_loss(_ltrb_to_xyxy(p), _ltrb_to_xyxy(t)) * weight[mask]).sum()

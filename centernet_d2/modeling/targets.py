@@ -6,10 +6,16 @@ Shape shorthand:
 Naming convention:
     Boxes are XYXY in input pixels unless a name says ``cells`` (output-grid units, input pixels
     divided by the stride). ``channels`` index the flattened (N * K) heatmap planes.
+
+Cell positions (ltrb head): cell (x, y) stands for its centre, the point (x + 0.5, y + 0.5) in
+cells, i.e. ((x + 0.5) * stride, (y + 0.5) * stride) in input pixels. Its ltrb target is the
+distances from that point to the four box sides; :func:`~.decode.decode_ltrb_boxes` is the exact
+inverse. The centre (unlike TTFNet's corner ``x * stride``) maps a cell onto a cell under a
+horizontal flip of the padded input, which flip test-time augmentation relies on.
 """
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from detectron2.structures import Instances
@@ -21,6 +27,7 @@ __all__ = [
     "cornernet_radius",
     "ttf_radii",
     "draw_gaussians",
+    "ltrb_targets",
     "build_targets",
 ]
 
@@ -96,14 +103,76 @@ def draw_gaussians(
     out = torch.zeros(N * K, H * W, device=centers.device)
     if centers.numel() == 0:
         return out.view(N, K, H, W)
+    g = _gaussians(centers, radii, H, W)  # (M, H, W)
+    out.scatter_reduce_(0, channels[:, None].expand(-1, H * W), g.flatten(1), "amax")
+    return out.view(N, K, H, W)
+
+
+def _gaussians(centers: Tensor, radii: Tensor, H: int, W: int) -> Tensor:
+    """(M, H, W) float: the truncated gaussian of each object alone, see :func:`draw_gaussians`."""
     dx = torch.arange(W, device=centers.device) - centers[:, :1]  # (M, W)
     dy = torch.arange(H, device=centers.device) - centers[:, 1:]  # (M, H)
     sigma = (2 * radii + 1).float() / 6  # (M, 2)
     gx = torch.exp(-(dx.float() ** 2) / (2 * sigma[:, :1] ** 2)) * (dx.abs() <= radii[:, :1])
     gy = torch.exp(-(dy.float() ** 2) / (2 * sigma[:, 1:] ** 2)) * (dy.abs() <= radii[:, 1:])
-    g = gy[:, :, None] * gx[:, None, :]  # (M, H, W); separable: exp(a + b) = exp(a) exp(b)
-    out.scatter_reduce_(0, channels[:, None].expand(-1, H * W), g.flatten(1), "amax")
-    return out.view(N, K, H, W)
+    return gy[:, :, None] * gx[:, None, :]  # separable: exp(a + b) = exp(a) exp(b)
+
+
+@torch.no_grad()
+def ltrb_targets(
+    boxes: Tensor,
+    object_weights: Tensor,
+    image: Tensor,
+    centers: Tensor,
+    radii: Tensor,
+    shape: Tuple[int, int, int],
+) -> Tuple[Tensor, Tensor]:
+    """TTFNet's box-regression targets (Liu et al. 2020, Sec. 3.3): every cell inside an object's
+    truncated elliptical gaussian regresses the object's box.
+
+    The target of cell (x, y) for the box (x0, y0, x1, y1) (cells) is the distances from the cell
+    centre to the box sides, ``(l, t, r, b) = (x + 0.5 - x0, y + 0.5 - y0, x1 - x - 0.5,
+    y1 - y - 0.5)`` (see the module docstring). Its weight is ``G(x, y) / sum(G) * w``, with ``G``
+    the object's gaussian (:func:`draw_gaussians` with these ``radii``, summed over the whole
+    grid) and ``w`` the object's weight (TTFNet: the log of its area), so each object weighs ``w``
+    in all. Where the areas of objects of one image overlap, the box of smaller area wins (TTFNet
+    draws large boxes first, smaller ones over them); between equal areas the first object.
+
+    Args:
+        boxes: (M, 4) XYXY in cells.
+        object_weights: (M,) float, the total weight ``w`` of each object.
+        image: (M,) long image index of each object.
+        centers: (M, 2) long (x, y) gaussian centre cells.
+        radii: (M, 2) long (rx, ry) gaussian radii in cells (:func:`ttf_radii`).
+        shape: (N, H, W) of the output grid.
+    Returns:
+        box_target (N, 4, H, W) ltrb in cells, box_weight (N, H, W); both 0 outside every area.
+    """
+    N, H, W = shape
+    M, device = boxes.shape[0], boxes.device
+    box_target = boxes.new_zeros(N, 4, H * W)
+    box_weight = boxes.new_zeros(N, H * W)
+    if M == 0:
+        return box_target.view(N, 4, H, W), box_weight.view(N, H, W)
+    g = _gaussians(centers, radii, H, W).flatten(1)  # (M, H * W)
+    areas = (boxes[:, 2:] - boxes[:, :2]).prod(dim=1)  # (M,)
+    order = torch.argsort(areas, stable=True)  # rank -> object, smallest area first
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(M, device=device)
+    # per cell of each image the lowest rank among the objects covering it; M where none does
+    key = torch.where(g > 0, rank[:, None], M)  # (M, H * W)
+    winner = torch.full((N, H * W), M, dtype=torch.long, device=device)
+    winner.scatter_reduce_(0, image[:, None].expand(-1, H * W), key, "amin")
+    covered = winner < M  # (N, H * W)
+    obj = order[winner.clamp(max=M - 1)]  # (N, H * W) object of each cell (garbage if uncovered)
+    weight = g.gather(0, obj) / g.sum(dim=1)[obj] * object_weights[obj]
+    box_weight = torch.where(covered, weight, box_weight)
+    xs = torch.arange(W, device=device).repeat(H) + 0.5  # (H * W,) cell centres
+    ys = torch.arange(H, device=device).repeat_interleave(W) + 0.5
+    b = boxes[obj]  # (N, H * W, 4)
+    ltrb = torch.stack([xs - b[..., 0], ys - b[..., 1], b[..., 2] - xs, b[..., 3] - ys], dim=1)
+    box_target = torch.where(covered[:, None], ltrb, box_target)
+    return box_target.view(N, 4, H, W), box_weight.view(N, H, W)
 
 
 @dataclass
@@ -115,6 +184,9 @@ class CenterNetTargets:
         index: (M,) long flat position ``image * H * W + y * W + x`` of each object's peak cell.
         size: (M, 2) object (width, height) in cells.
         offset: (M, 2) sub-cell position of the centre, ``center / stride - floor(...)`` in [0, 1).
+        box: (N, 4, H, W) ltrb regression targets in cells (:func:`ltrb_targets`), or None when
+            not requested.
+        box_weight: (N, H, W) weight of each cell's ltrb target, or None.
         num_objects: number of objects M (degenerate boxes excluded).
     """
 
@@ -122,6 +194,8 @@ class CenterNetTargets:
     index: Tensor
     size: Tensor
     offset: Tensor
+    box: Optional[Tensor] = None
+    box_weight: Optional[Tensor] = None
 
     @property
     def num_objects(self) -> int:
@@ -137,8 +211,9 @@ def build_targets(
     kind: str = "cornernet",
     min_overlap: float = 0.7,
     ttf_alpha: float = 0.54,
+    ltrb_beta: Optional[float] = None,
 ) -> CenterNetTargets:
-    """Build heatmap, size and offset targets for a batch.
+    """Build heatmap, size and offset targets for a batch, and the ltrb targets if asked.
 
     Boxes are clipped to their image; boxes with no area left (zero, negative or outside the image)
     are dropped. Images without objects give all-zero heatmaps.
@@ -150,6 +225,11 @@ def build_targets(
         stride: input pixels per output cell.
         kind: "cornernet" (round gaussian, radius from ``min_overlap``) or "ttf" (elliptical
             gaussian, radii ``ttf_alpha`` times half the box sides).
+        ltrb_beta: if given, also the ltrb targets of :func:`ltrb_targets` (``box``,
+            ``box_weight``) on the elliptical gaussians of radii ``ltrb_beta`` times half the box
+            sides (TTFNet's beta), each object weighing ``log(max(area, 1))``, area in input
+            pixels^2 (TTFNet's log-area weight; boxes under 1 px^2 get no weight, not a negative
+            one).
     """
     if kind not in TARGET_KINDS:
         raise ValueError(f"target kind must be one of {TARGET_KINDS}, got {kind!r}")
@@ -176,9 +256,17 @@ def build_targets(
     else:
         radii = ttf_radii(sizes, ttf_alpha)
     heatmap = draw_gaussians(cells, radii, image * K + classes, shape)
+    box = box_weight = None
+    if ltrb_beta is not None:
+        log_areas = (boxes[:, 2:] - boxes[:, :2]).prod(dim=1).clamp(min=1).log()  # (M,) of px^2
+        box, box_weight = ltrb_targets(
+            boxes / stride, log_areas, image, cells, ttf_radii(sizes, ltrb_beta), (N, H, W)
+        )
     return CenterNetTargets(
         heatmap=heatmap,
         index=(image * H + cells[:, 1]) * W + cells[:, 0],
         size=sizes,
         offset=centers - cells,
+        box=box,
+        box_weight=box_weight,
     )

@@ -156,11 +156,13 @@ def measure_phases(
 
 @dataclass
 class Precision:
-    """How the models run: autocast dtype (None: float32) and channels-last memory format."""
+    """How the models run: autocast dtype (None: float32) and memory format: channels-last for
+    all (True), NCHW for all (False), or each model's own default (None: CenterNet as its config's
+    ``MODEL.CENTERNET.CHANNELS_LAST`` says, the peers in Detectron2's NCHW)."""
 
     device: str
     autocast_dtype: Optional[torch.dtype]
-    channels_last: bool
+    channels_last: Optional[bool]
 
     def autocast(self):
         if self.autocast_dtype is None:
@@ -169,12 +171,15 @@ class Precision:
 
     def describe(self) -> Dict[str, object]:
         dtype = "float32" if self.autocast_dtype is None else str(self.autocast_dtype)[6:]
-        return {"device": self.device, "dtype": dtype, "channels_last": self.channels_last}
+        layout = {None: "config", True: "all channels-last", False: "all NCHW"}[self.channels_last]
+        return {"device": self.device, "dtype": dtype, "channels_last": layout}
 
 
-def choose_precision(device: str, amp: bool = False, channels_last: bool = False) -> Precision:
+def choose_precision(
+    device: str, amp: bool = False, channels_last: Optional[bool] = None
+) -> Precision:
     """CUDA: float16 autocast and channels-last always. CPU: float32 unless ``amp`` (bfloat16
-    autocast); channels-last if asked."""
+    autocast); memory format as ``channels_last`` says (see :class:`Precision`)."""
     if torch.device(device).type == "cuda":
         return Precision(device, torch.float16, True)
     return Precision(device, torch.bfloat16 if amp else None, channels_last)
@@ -186,7 +191,8 @@ def build_centernet(cfg: CfgNode, precision: Precision) -> nn.Module:
     cfg.defrost()
     cfg.MODEL.DEVICE = precision.device
     cfg.MODEL.WEIGHTS = ""
-    cfg.MODEL.CENTERNET.CHANNELS_LAST = precision.channels_last
+    if precision.channels_last is not None:
+        cfg.MODEL.CENTERNET.CHANNELS_LAST = precision.channels_last
     return build_model(cfg)
 
 
@@ -345,7 +351,11 @@ def _network(model: nn.Module, images) -> Tuple[List[Tensor], object]:
 
 
 def _is_channels_last(model: nn.Module) -> bool:
-    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    # a 1x1 conv's weight is contiguous in both formats: look at a larger kernel
+    conv = next(
+        (m for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight[0, 0].numel() > 1),
+        None,
+    )
     return conv is not None and conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -361,6 +371,7 @@ def _build_targets(model: nn.Module, images, features, predictions, gt_instances
             kind=model.target_kind,
             min_overlap=model.min_overlap,
             ttf_alpha=model.ttf_alpha,
+            ltrb_beta=model.ltrb_beta if "box" in predictions else None,
         )
     return model.label_anchors(model.anchor_generator(features), gt_instances)
 
@@ -624,6 +635,8 @@ def run_benchmark(
         runs = {n: train_step_run(m, x, precision) for n, m in models.items()}
         for n, phases in measure_interleaved(runs, device, warmup, repeats).items():
             out[n]["train"] = _jsonable(phases)
+    for n, m in models.items():
+        out[n]["memory_format"] = "channels-last" if _is_channels_last(m) else "NCHW"
 
     ratios, targets = compare(out, batch_sizes)
     meta = dict(precision.describe())
@@ -657,13 +670,13 @@ def markdown_table(report: Dict) -> str:
     """The report as markdown: one row per model, then the targets."""
     meta, models = report["meta"], report["models"]
     bs = meta["batch_sizes"]
-    head = ["model", "params (M)", "GFLOPs"]
+    head = ["model", "format", "params (M)", "GFLOPs"]
     head += [f"latency b{b} ms" for b in bs]
     head += [f"decode b{bs[0]} ms", f"train step b{meta['train_batch_size']} ms"]
     head += ["targets ms", "activations MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in models.items():
-        row = [name, f"{m['params'] / 1e6:.2f}", f"{m['gflops']:.1f}"]
+        row = [name, m.get("memory_format", "?"), f"{m['params'] / 1e6:.2f}", f"{m['gflops']:.1f}"]
         row += [_ms(m["inference"][str(b)]["total"]) for b in bs]
         row += [_ms(m["inference"][str(bs[0])]["decode"]), _ms(m["train"]["total"])]
         row += [_ms(m["train"]["targets"]), f"{m['activation_mb']:.0f}"]
@@ -735,7 +748,8 @@ def plot_benchmark(report: Dict, path: str) -> None:
         if key == "targets_vs_objects":
             ax.set_xscale("symlog")
         ax.legend()
-    dtype = meta["dtype"] + (", channels-last" if meta["channels_last"] else "")
+    formats = ", ".join(f"{n} {m.get('memory_format', '?')}" for n, m in models.items())
+    dtype = f"{meta['dtype']}; {formats}"
     fig.suptitle(f"{meta['device']} ({meta['gpu'] or meta['cpu']}), {dtype}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

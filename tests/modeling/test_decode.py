@@ -4,6 +4,7 @@ import unittest
 import numpy as np
 import torch
 
+from centernet_d2.modeling import decode as decode_module
 from centernet_d2.modeling.decode import decode_boxes, to_instances, topk_peaks
 
 
@@ -84,5 +85,54 @@ class TestDecode(unittest.TestCase):
             lambda a, b, c: decode_boxes(a, b, c, 4, 5), (logits, size, offset)
         )
         logits2 = logits.flip(3)
-        for x, y in zip(traced(logits2, size, offset), decode_boxes(logits2, size, offset, 4, 5)):
-            self.assertTrue(torch.equal(x, y))
+        (tb, ts, tc), (eb, es, ec) = traced(logits2, size, offset), decode_boxes(
+            logits2, size, offset, 4, 5
+        )
+        self.assertTrue(torch.equal(ts, es))
+        # the -10 background is a plateau of tied peaks: which of them fill up the top 5 is
+        # arbitrary, so boxes and classes are compared at the planted peaks only
+        planted = es > 1e-3
+        self.assertEqual(planted.sum().item(), 3)
+        self.assertTrue(torch.equal(tb[planted], eb[planted]))
+        self.assertTrue(torch.equal(tc[planted], ec[planted]))
+
+
+class TestPeaksByRows(unittest.TestCase):
+    """The eager top-K (3x3 test on candidate rows only) against the dense 3x3 test."""
+
+    @staticmethod
+    def _dense(logits, k):
+        N, K, H, W = logits.shape
+        return decode_module._dense_peaks(logits).flatten(1).topk(min(k, K * H * W))
+
+    def _check(self, logits, k, same_indices=True):
+        top, idx = decode_module._topk_peaks_by_rows(logits, k)
+        ref_top, ref_idx = self._dense(logits, k)
+        self.assertTrue(torch.equal(top, ref_top))
+        finite = torch.isfinite(ref_top)  # -inf: fewer peaks than k, any position
+        if same_indices:
+            self.assertTrue(torch.equal(idx[finite], ref_idx[finite]))
+
+    def test_equals_dense_test(self):
+        g = torch.Generator().manual_seed(0)
+        for trial in range(120):
+            N, K, H, W, k = (
+                int(torch.randint(1, n, (1,), generator=g)) for n in (4, 6, 20, 20, 60)
+            )
+            logits = torch.randn(N, K, H, W, generator=g)
+            with self.subTest(trial=trial, shape=(N, K, H, W), k=k):
+                self._check(logits, k)
+                self._check(logits.contiguous(memory_format=torch.channels_last), k)
+                self._check(logits.round(), k, same_indices=False)  # plateaus: tied values
+
+    def test_rows_beyond_the_first_candidates(self):
+        # one column: rows are single cells. Peaks: 5 at y=5 and 0.5 at y=11. The 4 (= 2k) rows
+        # with the largest maxima (5, 4, 4, 3) hold one peak only, so the second pass must find
+        # the peak at y=11.
+        col = torch.tensor([0, 1, 2, 3, 4, 5, 4, 3, 2, 1, 0, 0.5])
+        scores, classes, pos = topk_peaks(col.view(1, 1, 12, 1), 2)
+        np.testing.assert_allclose(
+            scores[0].numpy(), [1 / (1 + math.exp(-5)), 1 / (1 + math.exp(-0.5))], rtol=1e-6
+        )
+        self.assertEqual(pos[0].tolist(), [5, 11])
+        self.assertEqual(classes[0].tolist(), [0, 0])

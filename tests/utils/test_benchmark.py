@@ -74,6 +74,7 @@ class TestBenchmarkTool(unittest.TestCase):
                     "train",
                     "latency_vs_size",
                     "targets_vs_objects",
+                    "memory_format",
                 },
             )
             self.assertEqual(
@@ -88,6 +89,13 @@ class TestBenchmarkTool(unittest.TestCase):
             self.assertGreater(m["gflops"], 0)
             self.assertGreater(m["activation_mb"], 0)
             self.assertGreater(m["train"]["total"]["median"], 0)
+        # default "--channels-last config": CenterNet as its config says (channels-last in
+        # Base-CenterNet.yaml), the peers in Detectron2's NCHW
+        formats = {n: m["memory_format"] for n, m in report["models"].items()}
+        self.assertEqual(
+            formats, {"centernet": "channels-last", "retinanet": "NCHW", "fcos": "NCHW"}
+        )
+        self.assertEqual(report["meta"]["channels_last"], "config")
         self.assertIn("latency_vs_retinanet_b1", report["ratios"])
         self.assertIn("train_vs_fcos", report["ratios"])
         self.assertTrue(all(isinstance(t["met"], bool) for t in report["targets"]))

@@ -2,20 +2,27 @@
 
 MODEL.BACKBONE.NAME and outputs:
 
-- ``build_resnet_deconv_backbone``: "p2"; ResNet res5 + transposed convs (MODEL.CENTERNET.DECONV).
+- ``build_resnet_deconv_backbone``: "p2"; ResNet res5 + transposed convs (MODEL.CENTERNET.DECONV),
+  optionally with deformable convs (DECONV.DEFORMABLE).
+- ``build_dla34_backbone``: "p2"; DLA-34 + DLA-up / IDA-up (MODEL.DLA), optionally bottom-up
+  levels "level0".."level5".
 - ``build_resnet_fpn_p2_backbone``: "p2"; ResNet res2..res5 + FPN (MODEL.FPN).
 - ``build_mobilenet_fpn_p2_backbone``: "p2"; MobileNet m2..m5 + FPN (MODEL.MOBILENET, MODEL.FPN).
 - ``build_mobilenet_backbone``: "m2".."m5"; torchvision MobileNet V2 / V3 (MODEL.MOBILENET).
 """
 
 from .deconv import DeconvUpsampler, build_resnet_bottom_up, build_resnet_deconv_backbone
+from .dla import DLA, DLAUpsampler, build_dla34_backbone
 from .fpn import FinestLevelFPN, build_mobilenet_fpn_p2_backbone, build_resnet_fpn_p2_backbone
 from .mobilenet import MobileNetBackbone, build_mobilenet_backbone, build_mobilenet_bottom_up
 
 __all__ = [
+    "DLA",
+    "DLAUpsampler",
     "DeconvUpsampler",
     "FinestLevelFPN",
     "MobileNetBackbone",
+    "build_dla34_backbone",
     "build_mobilenet_backbone",
     "build_mobilenet_bottom_up",
     "build_mobilenet_fpn_p2_backbone",

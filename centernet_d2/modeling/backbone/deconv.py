@@ -2,8 +2,9 @@
 
 A bottom-up ResNet gives a stride-32 map (``res5``); ``len(channels)`` stages each apply a 3x3 conv
 (+ norm + ReLU) and a stride-2 transposed conv (+ norm + ReLU) that doubles the resolution exactly,
-so three stages give one stride-4 map named ``"p2"``. The paper's 3x3 conv is deformable; ours is a
-plain convolution.
+so three stages give one stride-4 map named ``"p2"``. The paper's 3x3 conv is deformable (DCNv2,
+``deformable=True``: :class:`~centernet_d2.layers.ModulatedDeformConv2d`); the default is a plain
+convolution, whose parameter names are unchanged.
 
 Shape shorthand: N images, C channels, H/W height and width of a feature map.
 """
@@ -18,6 +19,8 @@ import torch.nn.functional as F
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone, build_resnet_backbone
 from torch import nn
+
+from ...layers import ModulatedDeformConv2d
 
 __all__ = [
     "DeconvUpsampler",
@@ -59,13 +62,16 @@ def bilinear_upsample_kernel(kernel_size: int, stride: int = 2) -> torch.Tensor:
 
 
 class _DeconvStage(nn.Module):
-    """3x3 conv + norm + ReLU, then a stride-2 transposed conv + norm + ReLU: (N, C_in, H, W) ->
-    (N, C_out, 2H, 2W)."""
+    """3x3 conv (deformable or plain) + norm + ReLU, then a stride-2 transposed conv + norm + ReLU:
+    (N, C_in, H, W) -> (N, C_out, 2H, 2W)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, norm: str):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, norm: str, deformable: bool
+    ):
         super().__init__()
         use_bias = norm == ""
-        self.conv = Conv2d(
+        conv_type = ModulatedDeformConv2d if deformable else Conv2d
+        self.conv = conv_type(
             in_channels,
             out_channels,
             kernel_size=3,
@@ -110,7 +116,8 @@ class DeconvUpsampler(Backbone):
 
     The output is named ``p<log2 stride>``: ``"p2"`` for ``res5`` (stride 32) and three stages.
     Module names: ``bottom_up.*`` (the wrapped backbone), ``stage<i>.conv``, ``stage<i>.up``,
-    ``stage<i>.up_norm`` for i = 1..len(channels).
+    ``stage<i>.up_norm`` for i = 1..len(channels); a deformable ``stage<i>.conv`` adds
+    ``stage<i>.conv.conv_offset_mask``.
     """
 
     def __init__(
@@ -120,6 +127,7 @@ class DeconvUpsampler(Backbone):
         channels: Sequence[int],
         kernel_size: int = 4,
         norm: str = "BN",
+        deformable: bool = False,
     ):
         """
         Args:
@@ -128,6 +136,8 @@ class DeconvUpsampler(Backbone):
             channels: output channels of each stage; each stage halves the stride.
             kernel_size: transposed-conv kernel, one of 2, 3, 4 (the paper uses 4).
             norm: one of "BN", "SyncBN", "FrozenBN", "GN", "" (none).
+            deformable: each stage's 3x3 conv is a modulated deformable conv (DCNv2), as in the
+                paper's ResNet variant, instead of a plain conv.
         """
         super().__init__()
         in_shape = bottom_up.output_shape()[in_feature]
@@ -138,7 +148,8 @@ class DeconvUpsampler(Backbone):
         self.in_feature = in_feature
         in_channels = in_shape.channels
         for i, out_channels in enumerate(channels, start=1):
-            self.add_module(f"stage{i}", _DeconvStage(in_channels, out_channels, kernel_size, norm))
+            stage = _DeconvStage(in_channels, out_channels, kernel_size, norm, deformable)
+            self.add_module(f"stage{i}", stage)
             in_channels = out_channels
         self._num_stages = len(channels)
         stride = in_shape.stride // 2 ** len(channels)
@@ -166,14 +177,6 @@ class DeconvUpsampler(Backbone):
         for i in range(1, self._num_stages + 1):
             y = getattr(self, f"stage{i}")(y)  # resolution doubles at each stage
         return {self._out_features[0]: y}
-
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {
-            name: ShapeSpec(
-                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
-            )
-            for name in self._out_features
-        }
 
 
 def _check_choice(key: str, value, allowed: Sequence) -> None:
@@ -232,5 +235,10 @@ def build_resnet_deconv_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
             f"(one per stride-2 stage on {c.IN_FEATURE}, stride {in_stride}), got {channels}"
         )
     return DeconvUpsampler(
-        bottom_up, c.IN_FEATURE, channels, kernel_size=c.KERNEL_SIZE, norm=c.NORM
+        bottom_up,
+        c.IN_FEATURE,
+        channels,
+        kernel_size=c.KERNEL_SIZE,
+        norm=c.NORM,
+        deformable=c.DEFORMABLE,
     )

@@ -153,14 +153,6 @@ class MobileNetBackbone(Backbone):
                 outputs[self._return_at[i]] = x
         return outputs
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {
-            name: ShapeSpec(
-                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
-            )
-            for name in self._out_features
-        }
-
 
 def _out_channels(block: nn.Module) -> int:
     """Output channels of a torchvision block: those of its last conv (SE convs come before the

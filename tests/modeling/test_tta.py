@@ -1,0 +1,292 @@
+"""Test-time augmentation: flip merging, multi-scale merging, the model's TTA inference, and its
+use from Detectron2's DefaultPredictor and Trainer.test."""
+
+import math
+import os
+import tempfile
+import unittest
+from unittest import mock
+
+import numpy as np
+import torch
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.engine import DefaultPredictor
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
+
+from centernet_d2 import add_centernet_config
+from centernet_d2.data import generate_shapes_dataset, register_coco_dataset
+from centernet_d2.modeling import CenterNet
+from centernet_d2.modeling.tta import (
+    mean_probability_logits,
+    merge_detections,
+    merge_flipped,
+    resize_image,
+    scaled_size,
+)
+
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+CPU_CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+LTRB_CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_MobileNetV3_small_FPN_shapes_ltrb.yaml")
+
+
+def _cfg(path, *opts):
+    cfg = get_cfg()
+    add_centernet_config(cfg)
+    cfg.merge_from_file(path)
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
+    return cfg
+
+
+def _model(path, *opts):
+    """A model of the config with TTA options, random weights from seed 0, in eval mode."""
+    torch.manual_seed(0)
+    return build_model(_cfg(path, *opts)).eval()
+
+
+def _symmetric_image(height=64, width=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    half = torch.randint(0, 256, (3, height, width // 2), generator=g).float()
+    return torch.cat([half, half.flip(-1)], dim=-1)
+
+
+def _sorted_rows(inst):
+    """(score, class, box) rows of Instances sorted lexicographically, for set comparisons."""
+    rows = torch.cat(
+        [inst.scores[:, None], inst.pred_classes[:, None].float(), inst.pred_boxes.tensor], dim=1
+    ).double()
+    for col in reversed(range(rows.shape[1])):
+        rows = rows[torch.argsort(rows[:, col], stable=True)]
+    return rows
+
+
+def _instances(boxes, scores, classes, size=(50, 60)):
+    return Instances(
+        size,
+        pred_boxes=Boxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)),
+        scores=torch.tensor(scores, dtype=torch.float32),
+        pred_classes=torch.tensor(classes, dtype=torch.int64),
+    )
+
+
+class TestFlipMerge(unittest.TestCase):
+    def test_mean_probability(self):
+        g = torch.Generator().manual_seed(0)
+        a, b = torch.randn(2, 3, 4, 5, generator=g).mul(4).unbind(0)
+        merged = mean_probability_logits([a, b])
+        ref = (torch.sigmoid(a.double()) + torch.sigmoid(b.double())) / 2
+        torch.testing.assert_close(torch.sigmoid(merged.double()), ref, rtol=0, atol=1e-6)
+        # finite at extreme logits: p = (1 + 0) / 2 -> logit 0; (1 + 1) / 2 -> about +100
+        extreme = mean_probability_logits(
+            [torch.tensor([100.0, 100.0]), torch.tensor([-100.0, 100.0])]
+        )
+        self.assertAlmostEqual(extreme[0].item(), 0.0, places=5)
+        self.assertAlmostEqual(extreme[1].item(), 100.0, places=3)
+
+    def test_hand_computed(self):
+        # W = 3; the mirror's values at x are the image's at 2 - x after flipping back
+        heat = torch.zeros(1, 1, 1, 3)
+        heat_m = torch.tensor([[[[0.0, 0.0, math.log(3.0)]]]])  # p = 3 / 4 at mirror x = 2
+        size = torch.tensor([[[[1.0, 2.0, 3.0]], [[4.0, 5.0, 6.0]]]])  # (1, 2, 1, 3)
+        size_m = torch.tensor([[[[7.0, 8.0, 9.0]], [[1.0, 1.0, 1.0]]]])
+        offset, offset_m = torch.rand(1, 2, 1, 3), torch.rand(1, 2, 1, 3)
+        out = merge_flipped(
+            {"heatmap": heat, "size": size, "offset": offset},
+            {"heatmap": heat_m, "size": size_m, "offset": offset_m},
+        )
+        # x = 0: p = (1/2 + 3/4) / 2 = 5/8; elsewhere 1/2
+        np.testing.assert_allclose(torch.sigmoid(out["heatmap"]).flatten(), [5 / 8, 0.5, 0.5])
+        np.testing.assert_allclose(out["size"][0, :, 0], [[5.0, 5.0, 5.0], [2.5, 3.0, 3.5]])
+        self.assertTrue(torch.equal(out["offset"], offset))
+
+        box = torch.zeros(1, 4, 1, 3)
+        box_m = torch.zeros(1, 4, 1, 3)
+        box_m[0, :, 0, 2] = torch.tensor([1.0, 2.0, 3.0, 4.0])  # mirror x = 2 -> image x = 0
+        out = merge_flipped({"heatmap": heat, "box": box}, {"heatmap": heat_m, "box": box_m})
+        # l and r swap when mirrored back: (3, 2, 1, 4) / 2
+        self.assertEqual(out["box"][0, :, 0, 0].tolist(), [1.5, 1.0, 0.5, 2.0])
+        self.assertEqual(out["box"][0, :, 0, 1:].abs().sum().item(), 0.0)
+
+    def test_unknown_output(self):
+        with self.assertRaisesRegex(ValueError, "heatmap, size, offset and box.*'mask'"):
+            merge_flipped({"mask": torch.zeros(1, 1, 1, 1)}, {"mask": torch.zeros(1, 1, 1, 1)})
+
+
+class TestScales(unittest.TestCase):
+    def test_scaled_size(self):
+        self.assertEqual(scaled_size(480, 640, 384, 1000), (384, 512))
+        self.assertEqual(scaled_size(480, 640, 600, 700), (525, 700))  # long side capped
+        # 1x1000 at short side 64, long side capped at 320: the short side, 0.32, would round to 0
+        self.assertEqual(scaled_size(1, 1000, 64, 320), (1, 320))
+        self.assertEqual(scaled_size(1000, 1, 64, 320), (320, 1))
+
+    def test_resize_image(self):
+        image = torch.arange(12, dtype=torch.uint8).view(1, 3, 4)
+        same = resize_image(image, (3, 4))
+        self.assertEqual(same.dtype, torch.float32)
+        self.assertTrue(torch.equal(same, image.float()))
+        self.assertEqual(resize_image(image, (6, 8)).shape, (1, 6, 8))
+
+    def test_merge_duplicates(self):
+        box = [10.0, 10.0, 30.0, 40.0]
+        scale1 = _instances([box, [0.0, 0.0, 5.0, 5.0]], [0.9, 0.3], [2, 1])
+        scale2 = _instances([box, box, [31.0, 0.0, 50.0, 9.0]], [0.8, 0.7, 0.5], [2, 0, 2])
+        merged = merge_detections([scale1, scale2], nms_thresh=0.5, topk=10)
+        # the two class-2 copies of the box become one (the better); class 0's copy stays
+        np.testing.assert_allclose(merged.scores.numpy(), [0.9, 0.7, 0.5, 0.3])
+        self.assertEqual(merged.pred_classes.tolist(), [2, 0, 2, 1])
+        self.assertEqual(merged.pred_boxes.tensor[0].tolist(), box)
+        self.assertEqual(merged.image_size, (50, 60))
+        top2 = merge_detections([scale1, scale2], nms_thresh=0.5, topk=2)
+        np.testing.assert_allclose(top2.scores.numpy(), [0.9, 0.7])
+
+
+class TestModelTTA(unittest.TestCase):
+    def test_off_and_disabled_give_the_plain_output(self):
+        image = _symmetric_image(64, 96)
+        inputs = [{"image": image, "height": 48, "width": 72}]
+        plain = _model(CPU_CONFIG)
+        self.assertFalse(plain.tta_enabled)
+        # keys set but TEST.AUG.ENABLED off: no TTA
+        off = _model(CPU_CONFIG, "TEST.AUG.FLIP", "True", "TEST.AUG.MIN_SIZES", "(32, 64)")
+        self.assertFalse(off.tta_enabled)
+        # TTA path with one scale, the input's own size (64 = 48 * 64 / 48), no flip
+        one = _model(
+            CPU_CONFIG,
+            *["TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "False", "TEST.AUG.MIN_SIZES", "(64,)"],
+        )
+        self.assertTrue(one.tta_enabled)
+        with torch.no_grad():
+            ref = plain(inputs)[0]["instances"]
+            for model in (off, one):
+                out = model(inputs)[0]["instances"]
+                self.assertEqual(out.image_size, (48, 72))
+                self.assertTrue(torch.equal(out.pred_boxes.tensor, ref.pred_boxes.tensor))
+                self.assertTrue(torch.equal(out.scores, ref.scores))
+                self.assertTrue(torch.equal(out.pred_classes, ref.pred_classes))
+
+    def test_flip_on_symmetric_image_is_symmetric(self):
+        # every peak kept (T > K * H * W; non-peaks score 0): the detections as a set
+        opts = ["TEST.DETECTIONS_PER_IMAGE", "2000", "MODEL.CENTERNET.SCORE_THRESH_TEST", "1e-9"]
+        model = _model(LTRB_CONFIG, *opts, "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()")
+        width = 64
+        image = _symmetric_image(64, width)
+        images = model.preprocess_image([{"image": image}])
+        with torch.no_grad():
+            merged = model.predict(images)
+            model.tta_flip = False
+            plain = model.predict(images)
+            model.tta_flip = True
+            (out,) = model([{"image": image}])
+        # the network alone is not mirror-symmetric, the flip-merged outputs are
+        self.assertFalse(torch.allclose(plain["heatmap"], plain["heatmap"].flip(-1), atol=1e-3))
+        self.assertTrue(torch.equal(merged["heatmap"], merged["heatmap"].flip(-1)))
+        self.assertTrue(torch.equal(merged["box"], merged["box"].flip(-1)[:, [2, 1, 0, 3]]))
+        inst = out["instances"]
+        self.assertGreater(len(inst), 100)
+        mirrored = inst.pred_boxes.tensor[:, [2, 1, 0, 3]] * torch.tensor([-1, 1, -1, 1]) + (
+            torch.tensor([width, 0, width, 0])
+        )
+        mirror = Instances(inst.image_size, pred_boxes=Boxes(mirrored))
+        mirror.scores, mirror.pred_classes = inst.scores, inst.pred_classes
+        torch.testing.assert_close(_sorted_rows(mirror), _sorted_rows(inst), rtol=0, atol=1e-4)
+
+    def test_flip_classic_head(self):
+        model = _model(CPU_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()")
+        with torch.no_grad():
+            (out,) = model([{"image": _symmetric_image(64, 64), "height": 32, "width": 32}])
+        self.assertEqual(out["instances"].image_size, (32, 32))
+        self.assertLessEqual(len(out["instances"]), 100)
+
+    def test_multi_scale_merges_duplicates(self):
+        inputs = [{"image": _symmetric_image(64, 80, seed=1), "height": 32, "width": 40}]
+        opts = ["TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "False", "TEST.AUG.MAX_SIZE", "80"]
+        opts += ["MODEL.CENTERNET.SCORE_THRESH_TEST", "0.0"]
+        twice = _model(LTRB_CONFIG, *opts, "TEST.AUG.MIN_SIZES", "(64, 64)")
+        once = _model(LTRB_CONFIG, *opts, "TEST.AUG.MIN_SIZES", "(64,)")
+        with torch.no_grad():
+            (doubled,) = twice(inputs)
+            (single,) = once(inputs)
+        # the same scale twice: every detection twice, merged back to one -> the single scale's
+        # detections after the same NMS
+        single = single["instances"]
+        expected = merge_detections([single], 0.5, 100)
+        self.assertEqual(len(doubled["instances"]), len(expected))  # not 2 * len(single)
+        torch.testing.assert_close(
+            _sorted_rows(doubled["instances"]), _sorted_rows(expected), rtol=0, atol=0
+        )
+
+    def test_scales_map_to_the_original_image(self):
+        model = _model(
+            LTRB_CONFIG,
+            *[
+                "TEST.AUG.ENABLED",
+                "True",
+                "TEST.AUG.MIN_SIZES",
+                "(32, 48)",
+                "TEST.AUG.MAX_SIZE",
+                "60",
+            ],
+        )
+        with torch.no_grad():
+            (out,) = model([{"image": _symmetric_image(64, 80), "height": 100, "width": 125}])
+        inst = out["instances"]
+        self.assertEqual(inst.image_size, (100, 125))
+        self.assertLessEqual(len(inst), 100)
+        self.assertTrue((inst.scores[:-1] >= inst.scores[1:]).all())
+        b = inst.pred_boxes.tensor
+        self.assertTrue(((b >= 0).all() and (b[:, 2] <= 125).all() and (b[:, 3] <= 100).all()))
+
+    def test_bad_values(self):
+        with self.assertRaisesRegex(ValueError, "TEST.AUG.MIN_SIZES"):
+            _model(CPU_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(0,)")
+        with self.assertRaisesRegex(ValueError, "MODEL.CENTERNET.TTA_NMS_THRESH"):
+            _model(CPU_CONFIG, "MODEL.CENTERNET.TTA_NMS_THRESH", "0.0")
+
+
+class TestTTAFromDetectron2(unittest.TestCase):
+    def test_default_predictor(self):
+        cfg = _cfg(LTRB_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(48, 64)")
+        cfg.merge_from_list(["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"])
+        predictor = DefaultPredictor(cfg)
+        self.assertTrue(predictor.model.tta_enabled and predictor.model.tta_flip)
+        image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+        with mock.patch.object(
+            CenterNet, "inference_with_tta", autospec=True, side_effect=CenterNet.inference_with_tta
+        ) as tta:
+            out = predictor(image)
+        self.assertEqual(tta.call_count, 1)
+        self.assertIsInstance(out["instances"], Instances)
+        self.assertEqual(out["instances"].image_size, (40, 50))
+
+    def test_trainer_test(self):
+        from centernet_d2.engine import Trainer
+
+        name = "tta_test_shapes"
+        with tempfile.TemporaryDirectory() as root:
+            json_file = generate_shapes_dataset(
+                root, "val", num_images=2, seed=3, image_size=64, max_size=32
+            )
+            register_coco_dataset(name, json_file, os.path.join(root, "val"))
+            try:
+                cfg = _cfg(
+                    CPU_CONFIG,
+                    *["DATASETS.TEST", f"('{name}',)", "OUTPUT_DIR", root],
+                    *["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"],
+                    *["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(48, 64)"],
+                    *["DATALOADER.NUM_WORKERS", "0"],
+                )
+                model = Trainer.build_model(cfg)
+                with mock.patch.object(
+                    CenterNet,
+                    "inference_with_tta",
+                    autospec=True,
+                    side_effect=CenterNet.inference_with_tta,
+                ) as tta:
+                    results = Trainer.test(cfg, model)
+            finally:
+                DatasetCatalog.remove(name)
+                MetadataCatalog.remove(name)
+        self.assertEqual(tta.call_count, 2)  # one image per batch
+        self.assertIn("AP", results["bbox"])
