@@ -73,6 +73,10 @@ def add_centernet_config(cfg: CN) -> CN:
     # Optimiser built by centernet_d2.engine.Trainer: "SGD" (Detectron2's), "ADAM" (the paper's) or
     # "ADAMW"; SOLVER.BASE_LR, WEIGHT_DECAY, MOMENTUM (SGD) and CLIP_GRADIENTS apply to each.
     _C.SOLVER.OPTIMIZER = "SGD"
+    # LR factor of the layers that predict the offsets and mask of deformable convolutions
+    # (``conv_offset_mask``): DCNv2 trains them at 0.1x the LR; at 1x, large early offsets can
+    # move every sample off the feature map and leave the layer dead.
+    _C.SOLVER.DEFORM_OFFSET_LR_FACTOR = 0.1
 
     # ResNet + deconvolution upsampler (the paper's ResNet variant): stride-2 transposed convs.
     c.DECONV = CN()

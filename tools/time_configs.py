@@ -6,6 +6,7 @@
 Prints a markdown table; a quick check that every config builds and runs on this machine (the test
 suite asserts the same, without timing).
 """
+
 import argparse
 import glob
 import os

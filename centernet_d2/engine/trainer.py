@@ -1,6 +1,7 @@
 """``Trainer``: Detectron2's ``DefaultTrainer`` with CenterNet's data, optimisers and evaluators."""
 
 import logging
+from typing import Dict, List
 from unittest import mock
 
 import torch
@@ -20,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..data.checks import check_annotations, check_image_files
 from ..data.mapper import CenterNetDatasetMapper
 from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
+from ..layers import ModulatedDeformConv2d
 from .checkpoint import SafeCheckpointer
 from .train_loop import CPUAutocastTrainer
 
@@ -139,6 +141,7 @@ class Trainer(DefaultTrainer):
             bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
             weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
         )
+        params = scale_lr_of_deform_offsets(params, model, cfg.SOLVER.DEFORM_OFFSET_LR_FACTOR)
         kwargs = {"lr": cfg.SOLVER.BASE_LR, "weight_decay": cfg.SOLVER.WEIGHT_DECAY}
         if name == "SGD":
             optim = torch.optim.SGD
@@ -159,6 +162,32 @@ class Trainer(DefaultTrainer):
             f"dataset {dataset_name!r} has evaluator_type {kind!r}; centernet-d2 evaluates "
             "'coco' and 'pascal_voc' datasets"
         )
+
+
+def scale_lr_of_deform_offsets(
+    param_groups: List[Dict], model: torch.nn.Module, factor: float
+) -> List[Dict]:
+    """``param_groups`` (as from Detectron2's ``get_default_optimizer_params``, with an "lr" per
+    group) with the LR of every parameter of a deformable layer's offset/mask convolution
+    (:class:`~centernet_d2.layers.ModulatedDeformConv2d` ``.conv_offset_mask``) times ``factor``,
+    in groups of their own."""
+    offsets = {
+        id(p)
+        for m in model.modules()
+        if isinstance(m, ModulatedDeformConv2d)
+        for p in m.conv_offset_mask.parameters()
+    }
+    if factor == 1.0 or not offsets:
+        return param_groups
+    out = []
+    for group in param_groups:
+        rest = [p for p in group["params"] if id(p) not in offsets]
+        scaled = [p for p in group["params"] if id(p) in offsets]
+        if rest:
+            out.append({**group, "params": rest})
+        if scaled:
+            out.append({**group, "params": scaled, "lr": group["lr"] * factor})
+    return out
 
 
 def _restart_data_loader(trainer) -> None:

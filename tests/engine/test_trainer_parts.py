@@ -18,6 +18,7 @@ from centernet_d2.data import (
 from centernet_d2.engine import Trainer
 from centernet_d2.engine.defaults import save_results, setup_cfg
 from centernet_d2.engine.train_loop import CPUAutocastTrainer
+from centernet_d2.layers import ModulatedDeformConv2d
 from centernet_d2.utils import heatmap_overlay, plot_training_curves
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -46,6 +47,33 @@ class TestOptimizer(unittest.TestCase):
         model.weight.grad = torch.tensor([[3.0, 4.0]])  # norm 5 -> clipped to 0.5
         opt.step()
         np.testing.assert_allclose(model.weight.detach().numpy(), [[-0.3, -0.4]], atol=1e-6)
+
+    def test_deformable_offsets_get_a_tenth_of_the_lr(self):
+        # DCNv2: the offset / mask conv trains at 0.1x the LR (SOLVER.DEFORM_OFFSET_LR_FACTOR)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), ModulatedDeformConv2d(4, 4, 3))
+        offsets = {id(p) for p in model[1].conv_offset_mask.parameters()}
+        opts = [
+            "SOLVER.OPTIMIZER",
+            "ADAMW",
+            "SOLVER.BASE_LR",
+            "0.01",
+            "SOLVER.BIAS_LR_FACTOR",
+            "1.0",
+        ]
+        for factor, expected in (("0.1", 0.001), ("1.0", 0.01)):
+            cfg = setup_cfg(CONFIG, opts + ["SOLVER.DEFORM_OFFSET_LR_FACTOR", factor])
+            opt = Trainer.build_optimizer(cfg, model)
+            lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+            self.assertEqual(len(lr), len(list(model.parameters())))
+            for p in model.parameters():
+                self.assertAlmostEqual(lr[id(p)], expected if id(p) in offsets else 0.01)
+            # Detectron2's LR schedulers scale each group from its initial LR: the factor stays
+            scheduler = Trainer.build_lr_scheduler(cfg, opt)
+            for _ in range(3):
+                opt.step()
+                scheduler.step()
+            ratios = {round(g["lr"] / g["initial_lr"], 9) for g in opt.param_groups}
+            self.assertEqual(len(ratios), 1)
 
     def test_unknown_optimizer(self):
         cfg = setup_cfg(CONFIG, ["SOLVER.OPTIMIZER", "LION"])
