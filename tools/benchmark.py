@@ -62,9 +62,9 @@ def get_parser():
     parser.add_argument(
         "--channels-last",
         choices=sorted(CHANNELS_LAST),
-        default="config",
-        help="CPU memory format: 'config' (default): CenterNet as MODEL.CENTERNET.CHANNELS_LAST "
-        "says, the peers in Detectron2's NCHW; 'on' / 'off': every model channels-last / NCHW",
+        default="on",
+        help="CPU memory format: 'on' (default) / 'off': every model channels-last / NCHW; "
+        "'config': CenterNet as MODEL.CENTERNET.CHANNELS_LAST says, the peers in Detectron2's NCHW",
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="KEY VALUE pairs")

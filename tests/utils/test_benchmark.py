@@ -53,7 +53,16 @@ class TestBenchmarkTool(unittest.TestCase):
         with tempfile.TemporaryDirectory() as out:
             args = ["--config-file", CONFIG, "--output", out, "--size", "64"]
             args += ["--batch-sizes", "1", "--sizes", "64,96", "--object-counts", "1,3"]
-            args += ["--objects", "2", "--repeats", "1", "--warmup", "0"]
+            args += [
+                "--objects",
+                "2",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--channels-last",
+                "config",
+            ]
             args += ["MODEL.RESNETS.DEPTH", "18"]  # trailing KEY VALUE overrides reach the cfg
             tool.main(tool.get_parser().parse_args(args))
             with open(os.path.join(out, "benchmark.json")) as f:
@@ -89,8 +98,9 @@ class TestBenchmarkTool(unittest.TestCase):
             self.assertGreater(m["gflops"], 0)
             self.assertGreater(m["activation_mb"], 0)
             self.assertGreater(m["train"]["total"]["median"], 0)
-        # default "--channels-last config": CenterNet as its config says (channels-last in
-        # Base-CenterNet.yaml), the peers in Detectron2's NCHW
+        # "--channels-last config": CenterNet as its config says (channels-last in
+        # Base-CenterNet.yaml), the peers in Detectron2's NCHW; the default puts all in one format
+        self.assertEqual(tool.get_parser().parse_args([]).channels_last, "on")
         formats = {n: m["memory_format"] for n, m in report["models"].items()}
         self.assertEqual(
             formats, {"centernet": "channels-last", "retinanet": "NCHW", "fcos": "NCHW"}
