@@ -71,14 +71,20 @@ def main(args):
     return results
 
 
-if __name__ == "__main__":
-    args = argument_parser().parse_args()
-    print("Command Line Args:", args)
-    launch(
-        main,
+def launch_main(main_fn, args):
+    """Run ``main_fn(args)`` in ``args.num_gpus`` processes per machine (CPU processes with gloo
+    when CUDA is absent), as Detectron2's tools do."""
+    return launch(
+        main_fn,
         args.num_gpus,
         num_machines=args.num_machines,
         machine_rank=args.machine_rank,
         dist_url=args.dist_url,
         args=(args,),
     )
+
+
+if __name__ == "__main__":
+    args = argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch_main(main, args)

@@ -17,7 +17,7 @@ import torch
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
-from centernet_d2.engine import Trainer, launch
+from centernet_d2.engine import Trainer
 from tests.tools_loader import load_tool
 
 train_net = load_tool("train_net")
@@ -75,12 +75,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = train_net.argument_parser().parse_args()
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    train_net.launch_main(main, train_net.argument_parser().parse_args())
