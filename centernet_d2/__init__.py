@@ -2,11 +2,17 @@
 
 Importing this package registers the ``CenterNet`` meta-architecture, its backbones and the built-in
 datasets into Detectron2's registries. Use :func:`add_centernet_config` on a ``get_cfg()`` before
-merging a CenterNet YAML file.
+merging a CenterNet YAML file. Import it before Detectron2 to keep Detectron2's import quiet.
 """
 
+import warnings
+
 try:
-    import detectron2  # noqa: F401
+    with warnings.catch_warnings():
+        # Detectron2 scripts two box-regression helpers when it is imported, which torch 2.9+
+        # answers with FutureWarnings nobody using Detectron2 can act on: import it quietly.
+        warnings.filterwarnings("ignore", r"`torch\.jit\.script", FutureWarning)
+        import detectron2.modeling  # noqa: F401
 except ImportError as e:
     raise ImportError(
         "centernet_d2 needs Detectron2, which is not importable here "

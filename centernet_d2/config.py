@@ -1,8 +1,23 @@
 """Default configuration of centernet-d2: :func:`add_centernet_config`."""
 
 from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
 
-__all__ = ["add_centernet_config"]
+__all__ = ["add_centernet_config", "check_training_keys", "IGNORED_TRAINING_KEYS"]
+
+# Detectron2 keys that CenterNet's training does not read, and the keys that do their job
+IGNORED_TRAINING_KEYS = {
+    "INPUT.MIN_SIZE_TRAIN": "INPUT.CENTERNET.TRAIN_SIZE and INPUT.CENTERNET.SCALE_RANGE",
+    "INPUT.MAX_SIZE_TRAIN": "INPUT.CENTERNET.TRAIN_SIZE and INPUT.CENTERNET.SCALE_RANGE",
+    "INPUT.MIN_SIZE_TRAIN_SAMPLING": "INPUT.CENTERNET.SCALE_RANGE",
+    "INPUT.CROP.ENABLED": "INPUT.CENTERNET.TRAIN_SIZE (every image is cropped or padded to it)",
+    "INPUT.CROP.TYPE": "INPUT.CENTERNET.TRAIN_SIZE (every image is cropped or padded to it)",
+    "INPUT.CROP.SIZE": "INPUT.CENTERNET.TRAIN_SIZE (every image is cropped or padded to it)",
+    "DATALOADER.ASPECT_RATIO_GROUPING": (
+        "INPUT.CENTERNET.TRAIN_SIZE: every training image is cropped or padded to it, so there is "
+        "nothing to group (and grouping would make the batches depend on earlier ones)"
+    ),
+}
 
 
 def add_centernet_config(cfg: CN) -> CN:
@@ -51,6 +66,10 @@ def add_centernet_config(cfg: CN) -> CN:
     c.TTA_NMS_THRESH = 0.5
     # Inference: detections scoring below this are dropped; top-K is TEST.DETECTIONS_PER_IMAGE.
     c.SCORE_THRESH_TEST = 0.05
+    # Names of the NUM_CLASSES classes, in order. Empty: training fills them from DATASETS.TRAIN,
+    # so that OUTPUT_DIR/config.yaml and the checkpoints name the classes for prediction, the
+    # demo and export without the dataset being registered again.
+    c.CLASS_NAMES = []
     # Channels-last memory format for weights and images: faster convolutions with oneDNN (CPU)
     # and tensor cores (GPU). Combine with SOLVER.AMP.ENABLED (bfloat16 autocast on CPU).
     c.CHANNELS_LAST = False
@@ -108,3 +127,22 @@ def add_centernet_config(cfg: CN) -> CN:
     # "level0".."level5" (level i has stride 2**i).
     _C.MODEL.DLA.OUT_FEATURES = ["p2"]
     return cfg
+
+
+def _get(cfg: CN, key: str):
+    for part in key.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def check_training_keys(cfg: CN) -> None:
+    """Raise ``ValueError`` for a Detectron2 key that CenterNet's training would silently ignore
+    (:data:`IGNORED_TRAINING_KEYS`) set to other than its default, naming the key to use."""
+    defaults = get_cfg()
+    for key, instead in IGNORED_TRAINING_KEYS.items():
+        value, default = _get(cfg, key), _get(defaults, key)
+        if value != default:
+            raise ValueError(
+                f"{key} is {value!r}, but CenterNet's training does not use it; set {instead} "
+                f"instead, and leave {key} at its default {default!r}"
+            )

@@ -171,7 +171,10 @@ def _load_state_dict(path: str) -> Dict[str, Tensor]:
     kwargs = {}
     if "weights_only" in inspect.signature(torch.load).parameters:
         kwargs["weights_only"] = True  # a state dict needs no pickled code
-    loaded = torch.load(path, map_location="cpu", **kwargs)
+    try:
+        loaded = torch.load(path, map_location="cpu", **kwargs)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"cannot read torchvision weights {path} as a torch file: {e}") from e
     for key in ("state_dict", "model"):  # training checkpoints wrap the state dict
         if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
             loaded = loaded[key]

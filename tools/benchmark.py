@@ -8,6 +8,7 @@ Writes ``benchmark.json`` and ``benchmark.png`` into ``--output`` and prints a m
 The definitions of every number are in ``centernet_d2/utils/benchmark.py``.
 """
 
+import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
 import argparse
 import json
 import logging
@@ -17,6 +18,7 @@ import torch
 from detectron2.utils.logger import setup_logger
 
 from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.utils.cli import add_debug_flag, run_tool
 from centernet_d2.utils.benchmark import (
     PEERS,
     choose_precision,
@@ -68,7 +70,7 @@ def get_parser():
     )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("opts", default=[], nargs=argparse.REMAINDER, help="KEY VALUE pairs")
-    return parser
+    return add_debug_flag(parser)
 
 
 def main(args):
@@ -105,4 +107,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(get_parser().parse_args())
+    run_tool(main, get_parser().parse_args())

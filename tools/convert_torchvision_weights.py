@@ -12,6 +12,7 @@ does not cover (the upsampler / FPN and the head, initialised by the model) and 
 the ImageNet backbone is missing, unexpected or of another shape.
 """
 
+import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
 import argparse
 import logging
 
@@ -20,6 +21,7 @@ from detectron2.utils.logger import setup_logger
 
 from centernet_d2.convert import checkpoint_key_report, convert_torchvision_file, module_prefixes
 from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.utils.cli import add_debug_flag, run_tool
 
 logger = logging.getLogger("centernet_d2")
 
@@ -34,7 +36,7 @@ def get_parser():
     parser.add_argument(
         "--opts", default=[], nargs=argparse.REMAINDER, help="config KEY VALUE pairs, last"
     )
-    return parser
+    return add_debug_flag(parser)
 
 
 def check_against_config(conversion, config_file, opts):
@@ -81,4 +83,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(get_parser().parse_args())
+    run_tool(main, get_parser().parse_args())

@@ -6,6 +6,7 @@
         --opts MODEL.WEIGHTS output/main_job/model_final.pth
 """
 
+import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
 import argparse
 import glob
 import logging
@@ -18,6 +19,7 @@ from detectron2.utils.logger import setup_logger
 from centernet_d2.data.image_io import read_image
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor
+from centernet_d2.utils.cli import add_debug_flag, run_tool
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -33,7 +35,7 @@ def get_parser():
         "--show-heatmap", action="store_true", help="also write the heatmap overlay per image"
     )
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="KEY VALUE pairs")
-    return parser
+    return add_debug_flag(parser)
 
 
 def expand_inputs(inputs):
@@ -99,8 +101,6 @@ def run_video(predictor, path, output, input_format):
 def main(args):
     setup_logger(name="centernet_d2")
     logger = logging.getLogger("centernet_d2")
-    if not args.input and not args.video_input:
-        raise SystemExit("give --input or --video-input")
     opts = list(args.opts) + ["MODEL.CENTERNET.SCORE_THRESH_TEST", str(args.confidence_threshold)]
     cfg = setup_cfg(args.config_file, opts)
     cfg.freeze()
@@ -116,4 +116,8 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(get_parser().parse_args())
+    parser = get_parser()
+    args = parser.parse_args()
+    if not args.input and not args.video_input:
+        parser.error("give --input (images, globs or folders) or --video-input (a video file)")
+    run_tool(main, args)

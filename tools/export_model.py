@@ -12,16 +12,17 @@ docs/export.md. Then runs the file (onnxruntime on the CPU, or ``torch.jit.load`
 the sample images, prints the largest differences and fails if they exceed ``--tolerance``.
 """
 
+import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
 import argparse
 import logging
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.data import MetadataCatalog
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
+from centernet_d2.engine.checkpoint import SafeCheckpointer
 from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.engine.predictor import class_metadata
 from centernet_d2.export import (
     EXPORT_FORMATS,
     ONNX_OPSET,
@@ -31,6 +32,7 @@ from centernet_d2.export import (
     load_image,
     random_image,
 )
+from centernet_d2.utils.cli import add_debug_flag, run_tool
 
 logger = logging.getLogger("centernet_d2")
 
@@ -64,7 +66,7 @@ def get_parser():
         help="largest accepted difference from PyTorch of boxes (pixels) and scores",
     )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs")
-    return parser
+    return add_debug_flag(parser)
 
 
 def main(args):
@@ -73,7 +75,7 @@ def main(args):
     cfg.freeze()
     model = build_model(cfg).eval()
     if cfg.MODEL.WEIGHTS:
-        DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+        SafeCheckpointer(model).load(cfg.MODEL.WEIGHTS)  # also the class names it holds
     else:
         logger.warning("MODEL.WEIGHTS is empty: exporting randomly initialised weights")
     size = args.size or export_size(cfg.INPUT.MIN_SIZE_TEST, model.backbone.size_divisibility)
@@ -83,11 +85,9 @@ def main(args):
     else:
         logger.info("no --sample-image: tracing and checking on a random image")
         images = random_image(size)[None]
-    names = None
-    if cfg.DATASETS.TEST:  # class names for the metadata, when the test set has them
-        names = MetadataCatalog.get(cfg.DATASETS.TEST[0]).get("thing_classes", None)
-        if names and len(names) != cfg.MODEL.CENTERNET.NUM_CLASSES:
-            names = None
+    names = class_metadata(cfg, model.class_names).get("thing_classes", None)
+    if names and len(names) != cfg.MODEL.CENTERNET.NUM_CLASSES:
+        names = None
     metadata = export_metadata(
         size,
         cfg.INPUT.FORMAT,
@@ -111,4 +111,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    main(get_parser().parse_args())
+    run_tool(main, get_parser().parse_args())

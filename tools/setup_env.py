@@ -7,7 +7,8 @@ Run through ``tools/setup_env.sh``, which picks the Python. Steps, each skipped 
 2. Detectron2, when ``import detectron2`` fails. An importable Detectron2 (your own build) is used
    as is and never touched. Otherwise the Detectron2 v0.6 sources published on the package index as
    ``pb1-detectron2==0.6`` are downloaded once, checked against a pinned SHA-256, made importable
-   without their C++ extension (see ``detectron2_pure/_C.py``), built into a ``detectron2`` wheel,
+   without their C++ extension (see ``detectron2_pure/_C.py``; COCO evaluation's fast path runs
+   on faster-coco-eval, see ``detectron2_pure/fast_eval_api.py``), built into a ``detectron2`` wheel,
    cached in ``$CENTERNET_D2_CACHE`` (default ``~/.cache/centernet_d2``) and installed from there.
 3. This package in editable mode, with its test extra; then ``setuptools<81``, which Detectron2's
    model zoo needs for ``pkg_resources`` and which other installs may have upgraded.
@@ -116,6 +117,8 @@ def patch_sources(src, recipe):
     shutil.copy(PURE_DIR / "_C.py", pkg / "_C.py")
     (pkg / RECIPE_FILE).write_text(recipe)
     # Pillow 10 removed Image.LINEAR, an alias of BILINEAR.
+    # COCOEvaluator's fast path runs on faster-coco-eval's C++ COCOeval instead of _C's.
+    shutil.copy(PURE_DIR / "fast_eval_api.py", pkg / "evaluation" / "fast_eval_api.py")
     transform = pkg / "data" / "transforms" / "transform.py"
     transform.write_text(transform.read_text().replace("Image.LINEAR", "Image.BILINEAR"))
     # v0.6 imports caffe2 (gone from PyTorch) in detectron2.export; later Detectron2 makes it
@@ -192,7 +195,9 @@ def provide_detectron2():
             log(f"using the importable Detectron2 {detectron2.__version__} at {where}")
             return
         log("the pure-Python Detectron2 installed by an older set-up is replaced")
-        pip("install", "--force-reinstall", "--no-deps", build_wheel(cache_dir()))
+        wheel = build_wheel(cache_dir())
+        pip("install", "--force-reinstall", "--no-deps", wheel)
+        pip("install", wheel)  # dependencies the new recipe added
         return
     pip("install", build_wheel(cache_dir()))
 

@@ -6,54 +6,40 @@
     python tools/train_net.py --config-file CFG --coco-dataset my_train ann.json images/ \\
         DATASETS.TRAIN '("my_train",)' MODEL.CENTERNET.NUM_CLASSES 3
 
-``--num-gpus N`` starts N processes: on GPUs with NCCL, on a CPU-only machine with gloo.
+``--num-gpus N`` starts N processes: on GPUs with NCCL, on a CPU-only machine with gloo. A mistake
+in the input (a missing file, an unknown config key, a class count) ends with one ``error:`` line
+and exit status 2; ``--debug`` shows the traceback.
 """
 
+import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
 from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
-from centernet_d2.data import register_coco_dataset, register_voc_dataset
+from centernet_d2.config import check_training_keys
 from centernet_d2.engine import Trainer, launch
 from centernet_d2.engine.checkpoint import SafeCheckpointer
-from centernet_d2.engine.defaults import prepare_datasets, save_results, setup_cfg
+from centernet_d2.data.flags import add_dataset_flags, dataset_hints, register_dataset_flags
+from centernet_d2.engine.defaults import fill_class_names, prepare_datasets, save_results, setup_cfg
+from centernet_d2.utils.cli import add_debug_flag, run_tool
 
 
 def argument_parser():
-    parser = default_argument_parser()
-    parser.add_argument(
-        "--coco-dataset",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("NAME", "JSON", "IMAGE_ROOT"),
-        help="register a COCO-format dataset (repeatable); use NAME in DATASETS.TRAIN / TEST",
-    )
-    parser.add_argument(
-        "--voc-dataset",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("NAME", "DIR", "SPLIT"),
-        help="register a Pascal-VOC-layout folder (Annotations/, JPEGImages/, ImageSets/Main/"
-        "SPLIT.txt) (repeatable); classes come from the XML files unless --voc-classes is given",
-    )
-    parser.add_argument(
-        "--voc-classes", default="", help="comma-separated class names of the --voc-dataset sets"
-    )
-    return parser
+    return add_dataset_flags(add_debug_flag(default_argument_parser()))
 
 
 def main(args):
-    for name, json_file, image_root in args.coco_dataset:
-        register_coco_dataset(name, json_file, image_root)
-    voc_classes = [c.strip() for c in args.voc_classes.split(",") if c.strip()]
-    for name, dirname, split in args.voc_dataset:
-        register_voc_dataset(name, dirname, split, voc_classes or None)
-
+    register_dataset_flags(args)
     cfg = setup_cfg(args.config_file, args.opts)
+    if not args.eval_only:
+        check_training_keys(cfg)
+    with dataset_hints(args):
+        fill_class_names(cfg, training=not args.eval_only)
     cfg.freeze()
     default_setup(cfg, args)
-    prepare_datasets(cfg)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="centernet_d2")
+    with dataset_hints(args):
+        prepare_datasets(cfg, training=not args.eval_only)
 
     if args.eval_only:
         model = Trainer.build_model(cfg)
@@ -71,6 +57,14 @@ def main(args):
     return results
 
 
+def check_inputs(args):
+    """What ``main`` reads before training, checked in this process: a mistake then shows as one
+    line here rather than as a traceback from every worker process."""
+    register_dataset_flags(args)
+    with dataset_hints(args):
+        fill_class_names(setup_cfg(args.config_file, args.opts), training=not args.eval_only)
+
+
 def launch_main(main_fn, args):
     """Run ``main_fn(args)`` in ``args.num_gpus`` processes per machine (CPU processes with gloo
     when CUDA is absent), as Detectron2's tools do."""
@@ -84,7 +78,13 @@ def launch_main(main_fn, args):
     )
 
 
+def run(args):
+    if args.num_gpus * args.num_machines > 1:
+        check_inputs(args)
+    return launch_main(main, args)
+
+
 if __name__ == "__main__":
     args = argument_parser().parse_args()
     print("Command Line Args:", args)
-    launch_main(main, args)
+    run_tool(run, args)

@@ -8,11 +8,11 @@ from .checks import BAD_IMAGES_MODES, check_annotations, check_image_files, find
 from .image_io import UnreadableImageError, read_image
 from .mapper import CenterNetDatasetMapper
 from .register import (
+    UnregisteredDatasetError,
     check_num_classes,
+    check_registered,
     dataset_classes,
     register_coco_dataset,
-    register_voc_dataset,
-    voc_class_names,
 )
 from .sampler import ResumableTrainingSampler
 from .synthetic import (
@@ -21,7 +21,10 @@ from .synthetic import (
     render_shapes_image,
     shapes_dataset_paths,
 )
+from .stats import DatasetStatistics, dataset_statistics, format_statistics, log_dataset_statistics
 from .train_loader import SeededMapDataset, build_resumable_train_loader
+from .voc import UnknownLabelsError, load_voc_folder, register_voc_dataset, voc_class_names
+from .yolo import load_yolo_dataset, register_yolo_dataset, yolo_class_names
 
 __all__ = [
     "BAD_IMAGES_MODES",
@@ -35,10 +38,21 @@ __all__ = [
     "SHAPE_CLASSES",
     "build_centernet_augmentation",
     "check_num_classes",
+    "check_registered",
+    "UnregisteredDatasetError",
     "dataset_classes",
     "register_coco_dataset",
     "register_voc_dataset",
+    "register_yolo_dataset",
+    "load_voc_folder",
+    "load_yolo_dataset",
     "voc_class_names",
+    "yolo_class_names",
+    "UnknownLabelsError",
+    "DatasetStatistics",
+    "dataset_statistics",
+    "format_statistics",
+    "log_dataset_statistics",
     "ensure_builtin_generated",
     "generate_shapes_dataset",
     "register_all_shapes",

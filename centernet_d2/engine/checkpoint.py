@@ -4,6 +4,7 @@ a clear error for a checkpoint of another model."""
 import inspect
 import os
 import pickle
+import zipfile
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -22,7 +23,10 @@ class SafeCheckpointer(DetectionCheckpointer):
     * loads ``.pth`` files with ``torch.load(weights_only=True)`` where torch has it, so loading
       never runs code stored in the file (Detectron2's ``.pkl`` model-zoo files are pickles and
       are read as Detectron2 reads them);
-    * raises ``ValueError`` naming the file when a checkpoint shares no parameter with the model.
+    * raises ``ValueError`` naming the file when a checkpoint shares no parameter with the model,
+      and ``FileNotFoundError`` naming a local file that does not exist;
+    * keeps the model's ``class_names`` (if it has them) in every checkpoint, and gives a model
+      without names those of the checkpoint it loads.
     """
 
     def save(self, name: str, **kwargs) -> None:
@@ -31,6 +35,9 @@ class SafeCheckpointer(DetectionCheckpointer):
         data = {"model": self.model.state_dict()}
         data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)
+        names = getattr(self._bare_model, "class_names", None)
+        if names:
+            data["class_names"] = list(names)
         path = os.path.join(self.save_dir, f"{name}.pth")
         self.logger.info(f"Saving checkpoint to {path}")
         self._write_atomically(path, lambda f: torch.save(data, f), "wb")
@@ -56,8 +63,14 @@ class SafeCheckpointer(DetectionCheckpointer):
     def _load_file(self, filename):
         if not filename.endswith(".pth") or not _HAS_WEIGHTS_ONLY:
             return super()._load_file(filename)
+        with open(filename, "rb") as f:
+            legacy_pickle = f.read(1) == b"\x80"  # torch.save before its zip format
+        if not (zipfile.is_zipfile(filename) or legacy_pickle):
+            raise ValueError(f"cannot read checkpoint {filename}: it was not written by torch.save")
         try:
             loaded = torch.load(filename, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError) as e:  # not a torch file, or a truncated one
+            raise ValueError(f"cannot read checkpoint {filename}: {e}") from e
         except pickle.UnpicklingError as e:
             raise ValueError(
                 f"checkpoint {filename} holds Python objects besides tensors and numbers, so it "
@@ -78,6 +91,20 @@ class SafeCheckpointer(DetectionCheckpointer):
             )
         return super()._load_model(checkpoint)
 
+    @property
+    def _bare_model(self):
+        return getattr(self.model, "module", self.model)  # DistributedDataParallel's model
+
     def load(self, path, *args, **kwargs):
+        if path and "://" not in path and not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"checkpoint {path} not found; set MODEL.WEIGHTS to a checkpoint file you have "
+                '(or to "" to start from random weights)'
+            )
         self._loading = path
-        return super().load(path, *args, **kwargs)
+        checkpoint = super().load(path, *args, **kwargs)
+        names = checkpoint.get("class_names")
+        model = self._bare_model
+        if names and hasattr(model, "class_names") and not model.class_names:
+            model.class_names = list(names)
+        return checkpoint

@@ -1,56 +1,156 @@
 """Config set-up shared by the tools: a CenterNet cfg from a YAML file and overrides."""
 
+import difflib
 import json
 import logging
 import os
-from typing import Mapping, Sequence
+import re
+from typing import Iterator, List, Mapping, Sequence
 
 import torch
+import yaml
 from detectron2.config import CfgNode, get_cfg
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..config import add_centernet_config
 from ..data.builtin import BUILTIN_SHAPES_SPLITS, ensure_builtin_generated
-from ..data.register import check_num_classes
+from ..data.register import check_num_classes, check_registered, dataset_classes
+from ..data.stats import dataset_statistics, log_dataset_statistics
+from ..utils.cli import ConfigKeyError
 
-__all__ = ["setup_cfg", "prepare_datasets", "save_results"]
+__all__ = [
+    "setup_cfg",
+    "output_stride",
+    "fill_class_names",
+    "prepare_datasets",
+    "save_results",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def _config_keys(cfg: CfgNode, prefix: str = "") -> Iterator[str]:
+    for key, value in cfg.items():
+        if isinstance(value, CfgNode):
+            yield from _config_keys(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key
+
+
+_TYPE_MISMATCH = re.compile(
+    r"Type mismatch \((.*) vs\. (.*)\) with values \((.*) vs\. (.*)\) for config key: (\S+)"
+)
+
+
+def _merge_error(cfg: CfgNode, error: Exception, source: str) -> Exception:
+    """yacs's errors of a merge as errors naming the source: an unknown key (with the closest
+    valid key), a value of the wrong type, an odd-length override list."""
+    message = str(error.args[0]) if error.args else str(error)
+    if "Non-existent" in message:  # "Non-existent (config) key: X"
+        key = message.rsplit(":", 1)[-1].strip()
+        close = difflib.get_close_matches(key, list(_config_keys(cfg)), n=1, cutoff=0.6)
+        fix = f"did you mean {close[0]}?" if close else "config.py lists CenterNet's keys"
+        return ConfigKeyError(f"{source}: unknown config key {key}; {fix}")
+    mismatch = _TYPE_MISMATCH.search(message)
+    if mismatch:
+        expected, _, default, value, key = mismatch.groups()
+        expected = re.sub(r"<class '(\w+)'>", r"\1", expected)
+        return ValueError(
+            f"{source}: {key} must be of {expected} like its default {default}, got {value!r}"
+        )
+    return ValueError(f"{source}: {message}")
 
 
 def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
     """``get_cfg()`` + :func:`add_centernet_config` + the YAML file + ``KEY VALUE`` overrides.
 
     ``MODEL.DEVICE`` falls back to "cpu" when it names CUDA and no GPU is present, so the same
-    configs run on laptops and GPU servers. An unknown key raises ``KeyError`` naming the key and
-    the file (or the command line) it came from.
+    configs run on laptops and GPU servers. Mistakes raise an error naming the file (or the
+    command line): ``FileNotFoundError`` for a missing file or ``_BASE_``, :class:`ConfigKeyError`
+    for an unknown key with the closest valid key, ``ValueError`` for invalid YAML or a value of
+    the wrong type. The datasets of ``DATASETS.TEST`` that are not registered get
+    ``MODEL.CENTERNET.CLASS_NAMES`` as their metadata's ``thing_classes``, so that
+    ``DefaultPredictor(cfg).metadata`` names the classes of a trained run's config.
     """
     if not os.path.isfile(config_file):
         raise FileNotFoundError(f"config file {config_file} not found")
     cfg = add_centernet_config(get_cfg())
-    hint = "check the spelling; centernet_d2/config.py lists CenterNet's keys"
     try:
         cfg.merge_from_file(config_file)
-    except KeyError as e:
-        raise KeyError(f"{config_file}: {e.args[0]} ({hint})") from e
+    except FileNotFoundError as e:  # a _BASE_ file
+        raise FileNotFoundError(f"{config_file}: file {e.filename or e} not found") from e
+    except yaml.YAMLError as e:
+        raise ValueError(f"config file {config_file} is not valid YAML: {e}") from e
+    except (KeyError, AssertionError, ValueError) as e:
+        raise _merge_error(cfg, e, config_file) from e
     try:
         cfg.merge_from_list(list(opts))
-    except (KeyError, AssertionError) as e:  # yacs asserts on unknown keys and odd-length lists
-        error = KeyError if "Non-existent" in str(e) else ValueError
-        raise error(f"command-line override: {e.args[0]} ({hint})") from e
+    except (KeyError, AssertionError, ValueError) as e:
+        raise _merge_error(cfg, e, "command-line override") from e
     if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
         logger.info("CUDA is not available: MODEL.DEVICE set to cpu")
         cfg.MODEL.DEVICE = "cpu"
+    names = list(cfg.MODEL.CENTERNET.CLASS_NAMES)
+    for name in cfg.DATASETS.TEST if names else ():
+        if name not in DatasetCatalog.list() and not MetadataCatalog.get(name).get("thing_classes"):
+            MetadataCatalog.get(name).set(thing_classes=names)
     return cfg
 
 
-def prepare_datasets(cfg: CfgNode) -> None:
-    """Generate the built-in datasets the cfg uses, then check that every train and test dataset
-    has MODEL.CENTERNET.NUM_CLASSES classes (``ValueError`` naming both numbers otherwise)."""
-    names = list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)
+def output_stride(cfg: CfgNode) -> int:
+    """The stride of the feature the head runs on, input pixels: from its name ``p<log2
+    stride>``, else from the backbone's ``output_shape()``."""
+    feature = cfg.MODEL.CENTERNET.IN_FEATURES[0]
+    match = re.fullmatch(r"p(\d+)", feature)
+    if match:
+        return 2 ** int(match.group(1))
+    from detectron2.modeling import build_backbone
+
+    return build_backbone(cfg).output_shape()[feature].stride
+
+
+def fill_class_names(cfg: CfgNode, training: bool = True) -> List[str]:
+    """Set ``MODEL.CENTERNET.CLASS_NAMES`` (if empty) to the classes of the first dataset of
+    ``DATASETS.TRAIN`` (training) or ``DATASETS.TEST``, so that the run's ``config.yaml`` and
+    checkpoints carry them; ``cfg`` must not be frozen. Returns the names."""
+    c = cfg.MODEL.CENTERNET
+    if not c.CLASS_NAMES:
+        key = "DATASETS.TRAIN" if training else "DATASETS.TEST"
+        names = list(cfg.DATASETS.TRAIN if training else cfg.DATASETS.TEST)
+        check_registered(names[:1], key)
+        c.CLASS_NAMES = dataset_classes(names[0]) if names else []
+    return list(c.CLASS_NAMES)
+
+
+def prepare_datasets(cfg: CfgNode, training: bool = True) -> None:
+    """Before a run: generate the built-in datasets the cfg uses, log each dataset's statistics
+    (:func:`~centernet_d2.data.log_dataset_statistics`), and check that every dataset has
+    ``MODEL.CENTERNET.NUM_CLASSES`` classes, named as ``MODEL.CENTERNET.CLASS_NAMES`` if those are
+    set (else class ids would not line up); ``ValueError`` otherwise. ``training``: include
+    ``DATASETS.TRAIN``."""
+    train = list(cfg.DATASETS.TRAIN) if training else []
+    check_registered(train, "DATASETS.TRAIN")
+    check_registered(cfg.DATASETS.TEST, "DATASETS.TEST")
+    names = list(dict.fromkeys(train + list(cfg.DATASETS.TEST)))
     for name in names:
         if name in BUILTIN_SHAPES_SPLITS:
             ensure_builtin_generated(name)
-    check_num_classes(cfg.MODEL.CENTERNET.NUM_CLASSES, names)
+    stride, train_size = output_stride(cfg), tuple(cfg.INPUT.CENTERNET.TRAIN_SIZE)
+    statistics = {}
+    for name in names:
+        dicts = DatasetCatalog.get(name)
+        statistics[name] = dataset_statistics(dicts, dataset_classes(name), stride, train_size)
+        log_dataset_statistics(name, statistics[name])
+    check_num_classes(cfg.MODEL.CENTERNET.NUM_CLASSES, names, statistics)
+    expected = list(cfg.MODEL.CENTERNET.CLASS_NAMES)
+    for name in names:
+        classes = dataset_classes(name)
+        if expected and classes != expected:
+            raise ValueError(
+                f"dataset {name!r} has the classes {classes}, but the model's are {expected} "
+                "(MODEL.CENTERNET.CLASS_NAMES): class ids would not line up. Register the "
+                "dataset with the model's class names, in that order"
+            )
 
 
 def save_results(results: Mapping, output_dir: str) -> str:

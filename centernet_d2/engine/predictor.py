@@ -1,14 +1,14 @@
 """``CenterNetPredictor``: Detectron2's ``DefaultPredictor`` that can also return the heatmap."""
 
 import os
-from typing import Dict, Optional, Tuple, Union
-from unittest import mock
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from detectron2.data import MetadataCatalog
+from detectron2.config import CfgNode
+from detectron2.data import Metadata, MetadataCatalog
 from detectron2.engine import DefaultPredictor
-from detectron2.engine import defaults as d2_defaults
+from detectron2.modeling import build_model
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 from ..data.augmentation import ResizeShortestEdge
@@ -16,7 +16,17 @@ from ..data.image_io import read_image
 from ..utils.visualize import heatmap_overlay
 from .checkpoint import SafeCheckpointer
 
-__all__ = ["CenterNetPredictor"]
+__all__ = ["CenterNetPredictor", "class_metadata"]
+
+
+def class_metadata(cfg: CfgNode, class_names: Sequence[str] = ()) -> Metadata:
+    """The metadata pictures are drawn with: that of ``DATASETS.TEST[0]`` if it names the
+    classes, else a ``Metadata`` with ``class_names`` (the model's, e.g. from its checkpoint)."""
+    name = cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__centernet_unnamed"
+    metadata = MetadataCatalog.get(name)
+    if metadata.get("thing_classes") or not class_names:
+        return metadata
+    return Metadata(name=name, thing_classes=list(class_names))
 
 
 class CenterNetPredictor(DefaultPredictor):
@@ -30,14 +40,20 @@ class CenterNetPredictor(DefaultPredictor):
     every side at least 1 pixel (:class:`centernet_d2.data.augmentation.ResizeShortestEdge`).
     """
 
-    def __init__(self, cfg):
-        with mock.patch.object(d2_defaults, "DetectionCheckpointer", SafeCheckpointer):
-            super().__init__(cfg)
-        # Detectron2's resize, as DefaultPredictor builds it, but never to a side of 0 pixels
+    def __init__(self, cfg: CfgNode):
+        # DefaultPredictor's attributes, built as it builds them, with the checkpointer and
+        # resize of centernet_d2; its __call__ is used as is
+        self.cfg = cfg.clone()
+        self.model = build_model(self.cfg)
+        self.model.eval()
+        SafeCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        # Detectron2's resize, but never to a side of 0 pixels
         self.aug = ResizeShortestEdge(
             [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST
         )
-        self.metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0] if cfg.DATASETS.TEST else "__none")
+        self.input_format = cfg.INPUT.FORMAT
+        assert self.input_format in ["RGB", "BGR"], self.input_format
+        self.metadata = class_metadata(cfg, getattr(self.model, "class_names", ()))
         self._captured: Optional[Dict[str, torch.Tensor]] = None
         self.model.head.register_forward_hook(self._capture)
 

@@ -13,11 +13,13 @@ from detectron2.data import (
 from detectron2.data.build import filter_images_with_only_crowd_annotations
 from detectron2.engine import DefaultTrainer
 from detectron2.engine import defaults as d2_defaults
-from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+from detectron2.evaluation import COCOEvaluator
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
+from ..config import check_training_keys
+from ..evaluation import PascalVOCEvaluator
 from ..data.checks import check_annotations, check_image_files
 from ..data.mapper import CenterNetDatasetMapper
 from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
@@ -106,6 +108,7 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        check_training_keys(cfg)
         mapper = CenterNetDatasetMapper(cfg, True)
         dataset = cls.build_train_dataset(cfg)
         return build_resumable_train_loader(cfg, mapper=mapper, dataset=dataset)
@@ -155,9 +158,11 @@ class Trainer(DefaultTrainer):
         output_folder = output_folder or f"{cfg.OUTPUT_DIR}/inference"
         kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "coco")
         if kind == "coco":
-            return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
+            # the fast path: Detectron2's compiled COCOeval, or faster-coco-eval's in the
+            # pure-Python install (tools/detectron2_pure/fast_eval_api.py); same AP
+            return COCOEvaluator(dataset_name, output_dir=output_folder)
         if kind == "pascal_voc":
-            return PascalVOCDetectionEvaluator(dataset_name)
+            return PascalVOCEvaluator(dataset_name)
         raise ValueError(
             f"dataset {dataset_name!r} has evaluator_type {kind!r}; centernet-d2 evaluates "
             "'coco' and 'pascal_voc' datasets"

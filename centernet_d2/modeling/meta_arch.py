@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from .decode import decode_predictions, to_instances
 from .head import BOX_HEADS, CenterNetHead
 from .losses import heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
-from .targets import TARGET_KINDS, build_targets
+from .targets import TARGET_KINDS, CenterNetTargets, build_targets
 from .tta import merge_detections, merge_flipped, resize_image, scaled_size
 
 __all__ = ["CenterNet"]
@@ -71,6 +71,7 @@ class CenterNet(DenseDetector):
         tta_min_sizes: Sequence[int] = (),
         tta_max_size: int = 4000,
         tta_nms_thresh: float = 0.5,
+        class_names: Sequence[str] = (),
     ):
         """
         Args:
@@ -91,6 +92,9 @@ class CenterNet(DenseDetector):
             tta_min_sizes: at inference, run at each of these short sides (long side at most
                 ``tta_max_size``), input pixels, and merge; empty: the input's size alone.
             tta_nms_thresh: IoU of the class-wise NMS that merges the detections of the scales.
+            class_names: names of the classes 0..K-1, if known; saved in checkpoints and export
+                metadata (:class:`~centernet_d2.engine.checkpoint.SafeCheckpointer` fills them
+                from a checkpoint when empty).
         """
         super().__init__(
             backbone, head, head_in_features, pixel_mean=pixel_mean, pixel_std=pixel_std
@@ -131,6 +135,7 @@ class CenterNet(DenseDetector):
         self.tta_min_sizes = tuple(int(s) for s in tta_min_sizes)
         self.tta_max_size = tta_max_size
         self.tta_nms_thresh = tta_nms_thresh
+        self.class_names = list(class_names)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -174,6 +179,7 @@ class CenterNet(DenseDetector):
             "tta_min_sizes": tuple(aug.MIN_SIZES) if aug.ENABLED else (),
             "tta_max_size": aug.MAX_SIZE,
             "tta_nms_thresh": c.TTA_NMS_THRESH,
+            "class_names": c.CLASS_NAMES,
         }
 
     def preprocess_image(self, batched_inputs: List[Dict[str, Tensor]]) -> ImageList:
@@ -194,16 +200,7 @@ class CenterNet(DenseDetector):
         worker (TTFNet's normalisation)."""
         heatmap = predictions["heatmap"]
         ltrb = self.box_head == "ltrb"
-        targets = build_targets(
-            gt_instances,
-            images.image_sizes,
-            heatmap.shape,
-            self.stride,
-            kind=self.target_kind,
-            min_overlap=self.min_overlap,
-            ttf_alpha=self.ttf_alpha,
-            ltrb_beta=self.ltrb_beta if ltrb else None,
-        )
+        targets = self.build_targets(images, predictions, gt_instances)
         normalizer = self._objects_per_worker(targets.num_objects)
         losses = {
             "loss_heatmap": heatmap_focal_loss(
@@ -223,6 +220,24 @@ class CenterNet(DenseDetector):
             )
             normalizers.update(loss_size=normalizer, loss_offset=normalizer)
         return {k: v * (self.loss_weights[k] / normalizers[k]) for k, v in losses.items()}
+
+    @torch.no_grad()
+    def build_targets(
+        self, images: ImageList, predictions: Dict[str, Tensor], gt_instances: List[Instances]
+    ) -> CenterNetTargets:
+        """The training targets of ``gt_instances`` on the output grid of ``predictions`` (only
+        the heatmap's shape is read), with this model's target settings (:func:`build_targets`).
+        """
+        return build_targets(
+            gt_instances,
+            images.image_sizes,
+            predictions["heatmap"].shape,
+            self.stride,
+            kind=self.target_kind,
+            min_overlap=self.min_overlap,
+            ttf_alpha=self.ttf_alpha,
+            ltrb_beta=self.ltrb_beta if self.box_head == "ltrb" else None,
+        )
 
     def _objects_per_worker(self, num_objects: int) -> float:
         """Objects per image batch averaged over workers, at least 1: the loss normaliser."""

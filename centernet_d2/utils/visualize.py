@@ -3,13 +3,23 @@
 import json
 import os
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from torch import Tensor
 
-__all__ = ["heatmap_overlay", "load_metrics", "plot_training_curves"]
+if TYPE_CHECKING:  # no import of the data package at run time: pictures stay dependency-light
+    from ..data.stats import DatasetStatistics
+
+__all__ = [
+    "heatmap_overlay",
+    "load_metrics",
+    "plot_training_curves",
+    "plot_box_sizes",
+    "draw_training_sample",
+    "image_grid",
+]
 
 
 def heatmap_overlay(
@@ -95,3 +105,88 @@ def plot_training_curves(metrics_json: str, out_png: str, keys: Sequence[str] = 
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return out_png
+
+
+def plot_box_sizes(stats: "DatasetStatistics", out_png: str, title: str = "") -> str:
+    """Histograms of the boxes' shorter and longer sides at the training scale (log bins), per
+    class stacked, with the output stride marked: what lies left of it CenterNet sees as at most
+    one cell. ``stats`` from :func:`centernet_d2.data.dataset_statistics`; returns ``out_png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sides = stats.sides  # (M, 2)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    if len(sides):
+        positive = sides[sides > 0]
+        low = max(min(positive.min(initial=1.0), stats.stride) / 2, 0.25)
+        high = max(positive.max(initial=1.0), 2.0 * stats.stride) * 1.5
+        bins = np.geomspace(low, high, 40)
+    else:
+        bins = np.geomspace(0.5, 2.0 * stats.stride, 10)
+    for ax, values, label in (
+        (axes[0], sides.min(axis=1) if len(sides) else sides, "shorter side"),
+        (axes[1], sides.max(axis=1) if len(sides) else sides, "longer side"),
+    ):
+        per_class = [values[stats.classes == k] for k in range(len(stats.class_names))]
+        ax.hist(per_class, bins=bins, stacked=True, label=list(stats.class_names))
+        ax.axvline(stats.stride, color="red", linestyle="--")
+        ax.text(
+            stats.stride,
+            ax.get_ylim()[1] * 0.95,
+            f" stride {stats.stride} px",
+            color="red",
+            va="top",
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel(f"box {label} at the training scale (px)")
+        ax.set_ylabel("boxes")
+    axes[0].set_title(
+        f"{100 * stats.small_share:.1f} % of {stats.num_objects} boxes below the stride"
+    )
+    axes[1].set_title(title)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
+def draw_training_sample(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: Sequence[str],
+    heatmap: Tensor,
+    stride: int,
+) -> np.ndarray:
+    """A training image after augmentation with its target heatmap (max over classes) blended in
+    and the ground-truth boxes drawn by Detectron2's ``Visualizer``.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, the augmented image (before padding).
+        boxes: (M, 4) XYXY, image pixels; labels: M strings.
+        heatmap: (K, h, w) target heatmap on the output grid of the padded image.
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    from detectron2.utils.visualizer import Visualizer
+
+    overlay = heatmap_overlay(image, heatmap, stride)
+    v = Visualizer(overlay)
+    return v.overlay_instances(boxes=boxes, labels=list(labels)).get_image()
+
+
+def image_grid(images: Sequence[np.ndarray], columns: int = 4, pad: int = 4) -> np.ndarray:
+    """Images of any sizes in rows of ``columns``, each in a cell of the largest size, on white."""
+    if not images:
+        raise ValueError("image_grid needs at least one image")
+    cell_h = max(i.shape[0] for i in images) + pad
+    cell_w = max(i.shape[1] for i in images) + pad
+    rows = (len(images) + columns - 1) // columns
+    grid = np.full((rows * cell_h, min(columns, len(images)) * cell_w, 3), 255, np.uint8)
+    for n, img in enumerate(images):
+        y, x = (n // columns) * cell_h, (n % columns) * cell_w
+        grid[y : y + img.shape[0], x : x + img.shape[1]] = img
+    return grid

@@ -31,6 +31,8 @@ setup(
         "Pillow>=7.1",
         "matplotlib",
         "pycocotools>=2.0.2",
+        # COCOEvaluator's fast evaluation without the compiled ops (see fast_eval_api.py)
+        "faster-coco-eval>=1.6",
         "termcolor>=1.1",
         "yacs>=0.1.8",
         "tabulate",

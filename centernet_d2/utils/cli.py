@@ -1,0 +1,82 @@
+"""How the command-line tools show a user's mistake: one ``error: ...`` line, exit status 2.
+
+The library raises ``FileNotFoundError`` (and the other ``OSError``\\ s of a path), ``ValueError``
+or :class:`ConfigKeyError` naming the file, config key or argument and the fix; a tool runs its
+``main`` through :func:`run_tool`, which prints those as one line (``--debug`` shows the
+traceback instead) and lets every other exception, a bug, raise as usual. :func:`flag_context`
+adds the command-line flag that gave the input to an error's message.
+"""
+
+import argparse
+import contextlib
+import logging
+import sys
+from typing import Any, Callable, Iterator
+
+__all__ = [
+    "USER_ERRORS",
+    "ConfigKeyError",
+    "add_debug_flag",
+    "flag_context",
+    "run_tool",
+]
+
+EXIT_USER_ERROR = 2  # as argparse's own usage errors
+
+
+class ConfigKeyError(KeyError):
+    """An unknown config key; ``str()`` is the message itself (``KeyError`` would quote it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+# a user's mistakes: missing or unreadable files and folders, bad values, unknown config keys
+USER_ERRORS = (
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    ValueError,
+    ConfigKeyError,
+)
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an input error"
+    )
+    return parser
+
+
+@contextlib.contextmanager
+def flag_context(flag: str = "", hint: str = "") -> Iterator[None]:
+    """Re-raise a user error raised inside as the same type with ``flag: `` before its message
+    and ``hint`` after it (the command line's way to the fix the library's message names)."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        message = f"{flag}: {e}" if flag else str(e)
+        try:
+            wrapped = type(e)(f"{message} {hint}" if hint else message)
+        except TypeError:  # an exception type with other constructor arguments
+            raise e
+        raise wrapped from e
+
+
+def run_tool(main: Callable[[Any], Any], args: argparse.Namespace) -> Any:
+    """``main(args)``; a user error is printed as ``error: <message>`` on stderr and exits with
+    status 2, unless ``args.debug``."""
+    # torch logs that it finds no CUDA runtime when Detectron2 collects the environment for its
+    # log: nothing to act on for tools that compile no extension
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    try:
+        return main(args)
+    except USER_ERRORS as e:
+        if getattr(args, "debug", False):
+            raise
+        message = str(e) or type(e).__name__
+        if isinstance(e, OSError) and e.strerror and e.filename:  # raised by open() and the like
+            message = f"{e.strerror}: {e.filename}"
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

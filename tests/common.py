@@ -1,0 +1,186 @@
+"""Helpers shared by the tests: paths, tiny configs, the tools, and generated datasets in the
+formats users bring (Pascal VOC, YOLO)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+# a tiny schedule: small images, small batches, no periodic evaluation or checkpoints
+TINY = [
+    "SOLVER.IMS_PER_BATCH", "4",
+    "SOLVER.MAX_ITER", "20",
+    "SOLVER.STEPS", "()",
+    "SOLVER.WARMUP_ITERS", "5",
+    "SOLVER.CHECKPOINT_PERIOD", "1000",
+    "TEST.EVAL_PERIOD", "0",
+    "INPUT.CENTERNET.TRAIN_SIZE", "(128, 128)",
+    "INPUT.MIN_SIZE_TEST", "128",
+    "INPUT.MAX_SIZE_TEST", "128",
+    "DATALOADER.NUM_WORKERS", "0",
+    "SEED", "1",
+]  # fmt: skip
+
+
+def tiny_cfg(*opts: str, config_file: str = CONFIG):
+    """``setup_cfg`` of ``config_file`` with :data:`TINY` and ``opts``, on the CPU."""
+    from centernet_d2.engine.defaults import setup_cfg
+
+    return setup_cfg(config_file, TINY + ["MODEL.DEVICE", "cpu"] + list(opts))
+
+
+def load_tool(name: str):
+    """The module ``tools/<name>.py`` (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool_process(name: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python tools/<name>.py args`` in a new process from the repository root."""
+    cmd = [sys.executable, os.path.join(ROOT, "tools", name + ".py"), *args]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+# (class name, BGR colour) of the boxes drawn by write_boxes_image
+_COLOURS = [(40, 40, 220), (220, 120, 30), (30, 200, 60), (200, 200, 40)]
+
+
+def write_boxes_image(path: str, size: Tuple[int, int], boxes: Sequence[Sequence[float]], classes):
+    """An image of ``size`` (height, width), grey noise with a filled rectangle per box (XYXY,
+    pixels) in its class's colour."""
+    rng = np.random.default_rng(len(boxes) + size[0])
+    image = rng.integers(90, 140, (*size, 3), dtype=np.uint8)
+    for (x0, y0, x1, y1), c in zip(boxes, classes):
+        cv2.rectangle(image, (int(x0), int(y0)), (int(x1) - 1, int(y1) - 1), _COLOURS[c], -1)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ext = os.path.splitext(path)[1].lower()
+    ok, data = cv2.imencode(".png" if ext == ".png" else ".jpg", image)
+    assert ok
+    with open(path, "wb") as f:  # cv2.imwrite decides the format by the (lower-case) ending
+        f.write(data.tobytes())
+
+
+def random_boxes(rng, num: int, size: Tuple[int, int], min_side=12, max_side=48) -> List[List[int]]:
+    """``num`` integer XYXY boxes inside an image of ``size`` (height, width)."""
+    h, w = size
+    out = []
+    for _ in range(num):
+        bw, bh = rng.integers(min_side, max_side, 2)
+        x0, y0 = rng.integers(0, w - bw), rng.integers(0, h - bh)
+        out.append([int(x0), int(y0), int(x0 + bw), int(y0 + bh)])
+    return out
+
+
+def write_voc_annotation(
+    path: str,
+    objects: Sequence[Tuple[str, Sequence[int], int]],
+    size: Tuple[int, int],
+    filename: Optional[str] = None,
+) -> None:
+    """A VOC XML file; ``objects``: (name, XYXY 0-based pixel box, difficult)."""
+    root = ET.Element("annotation")
+    if filename is not None:
+        ET.SubElement(root, "filename").text = filename
+    s = ET.SubElement(root, "size")
+    ET.SubElement(s, "width").text = str(size[1])
+    ET.SubElement(s, "height").text = str(size[0])
+    ET.SubElement(s, "depth").text = "3"
+    for name, (x0, y0, x1, y1), difficult in objects:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = name
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        ET.SubElement(obj, "difficult").text = str(difficult)
+        box = ET.SubElement(obj, "bndbox")
+        # VOC boxes are 1-based inclusive pixel corners
+        for k, v in zip(("xmin", "ymin", "xmax", "ymax"), (x0 + 1, y0 + 1, x1, y1)):
+            ET.SubElement(box, k).text = str(int(v))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ET.ElementTree(root).write(path)
+
+
+def write_helmet_voc(root: str, stray_label: bool = True) -> Dict[str, object]:
+    """A VOC folder shaped like the Safety Helmet Wearing Dataset: classes ``hat`` and
+    ``person``; ``trainval`` (12 images) holds both, ``test`` (4 images) only ``hat``; some images
+    are ``.JPG`` (named so in the XML's <filename>), some ``.jpeg`` with no <filename>; one
+    trainval object is ``dog`` (``stray_label``) and one is ``difficult``.
+
+    Returns:
+        {"dir", "ids": {split: ids}, "boxes": {id: [(name, box, difficult)]}, "stray": path of
+        the XML holding the stray label, "jpg_upper": an id whose image is .JPG}
+    """
+    rng = np.random.default_rng(3)
+    size = (128, 160)
+    ids = {"trainval": [f"{i:06d}" for i in range(1, 13)], "test": [f"{i:06d}" for i in range(13, 17)]}
+    boxes = {}
+    for split, split_ids in ids.items():
+        for n, fileid in enumerate(split_ids):
+            num = 1 + n % 3
+            names = ["hat"] * num if split == "test" else [("hat", "person")[(n + k) % 2] for k in range(num)]
+            objects = [(name, box, 0) for name, box in zip(names, random_boxes(rng, num, size))]
+            if fileid == "000002":
+                objects[0] = (objects[0][0], objects[0][1], 1)  # difficult
+            if stray_label and fileid == "000005":
+                objects[-1] = ("dog", objects[-1][1], 0)
+            boxes[fileid] = objects
+            ext = {"000003": ".JPG", "000007": ".JPG", "000004": ".jpeg", "000014": ".JPG"}.get(fileid, ".jpg")
+            classes = [("hat", "person", "dog").index(o[0]) for o in objects]
+            write_boxes_image(
+                os.path.join(root, "JPEGImages", fileid + ext), size, [o[1] for o in objects], classes
+            )
+            filename = None if ext == ".jpeg" else fileid + ext
+            write_voc_annotation(
+                os.path.join(root, "Annotations", fileid + ".xml"), objects, size, filename
+            )
+    os.makedirs(os.path.join(root, "ImageSets", "Main"), exist_ok=True)
+    for split, split_ids in ids.items():
+        with open(os.path.join(root, "ImageSets", "Main", split + ".txt"), "w") as f:
+            f.write("\n".join(split_ids) + "\n")
+    return {
+        "dir": root,
+        "ids": ids,
+        "boxes": boxes,
+        "stray": os.path.join(root, "Annotations", "000005.xml"),
+        "jpg_upper": "000003",
+    }
+
+
+def write_yolo_folder(
+    root: str, split: str, images: Dict[str, Tuple[Tuple[int, int], List[Tuple[int, List[float]]]]],
+    class_names: Sequence[str], layout: str = "images/split", names_file: str = "data.yaml",
+) -> None:
+    """A YOLO folder: per image name, (size (h, w), [(class, XYXY pixel box)]) written as
+    ``class cx cy w h`` normalised with 9 decimals; an image with ``None`` objects gets no label
+    file. ``layout``: "images/split" (DIR/images/SPLIT) or "split/images" (DIR/SPLIT/images)."""
+    if layout == "images/split":
+        image_dir, label_dir = os.path.join(root, "images", split), os.path.join(root, "labels", split)
+    else:
+        image_dir, label_dir = os.path.join(root, split, "images"), os.path.join(root, split, "labels")
+    for name, (size, objects) in images.items():
+        h, w = size
+        boxes = [b for _, b in objects or []]
+        write_boxes_image(os.path.join(image_dir, name + ".jpg"), size, boxes, [c % 4 for c, _ in objects or []])
+        if objects is None:
+            continue
+        os.makedirs(label_dir, exist_ok=True)
+        with open(os.path.join(label_dir, name + ".txt"), "w") as f:
+            for c, (x0, y0, x1, y1) in objects:
+                cx, cy, bw, bh = (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h
+                f.write(f"{c} {cx:.9f} {cy:.9f} {bw:.9f} {bh:.9f}\n")
+    if names_file == "data.yaml":
+        with open(os.path.join(root, "data.yaml"), "w") as f:
+            json.dump({"names": {i: n for i, n in enumerate(class_names)}}, f)  # JSON is YAML
+    else:
+        with open(os.path.join(root, "classes.txt"), "w") as f:
+            f.write("\n".join(class_names) + "\n")

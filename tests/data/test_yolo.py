@@ -1,0 +1,106 @@
+"""YOLO-format folders (centernet_d2.data.yolo): round trip of boxes, layouts, class names, errors,
+and training with COCOEvaluator through tools/train_net.py --yolo-dataset."""
+
+import os
+import tempfile
+import unittest
+
+import numpy as np
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from centernet_d2.data import load_yolo_dataset, register_yolo_dataset, yolo_class_names
+from tests.common import CONFIG, TINY, load_tool, random_boxes, write_yolo_folder
+
+NAMES = ["hat", "person", "vest"]
+
+
+def _images(seed=0, num=6):
+    """name -> ((h, w), [(class, XYXY float box)]), images of several sizes; one without labels."""
+    rng = np.random.default_rng(seed)
+    images = {}
+    for i in range(num):
+        size = (96 + 16 * i, 160 - 8 * i)
+        boxes = random_boxes(rng, 1 + i % 3, size)
+        objects = [(int(rng.integers(0, len(NAMES))), [b + 0.25 for b in box]) for box in boxes]
+        images[f"img{i:02d}"] = (size, objects)
+    images["background"] = ((64, 64), None)  # no label file: no objects
+    return images
+
+
+class TestYOLOFolder(unittest.TestCase):
+    def test_boxes_read_back_equal_the_boxes_written(self):
+        images = _images()
+        for layout in ("images/split", "split/images"):
+            with tempfile.TemporaryDirectory() as root:
+                write_yolo_folder(root, "train", images, NAMES, layout=layout)
+                dicts = load_yolo_dataset(root, "train")
+                self.assertEqual(len(dicts), len(images))
+                for d in dicts:
+                    name = os.path.splitext(os.path.basename(d["file_name"]))[0]
+                    size, objects = images[name]
+                    self.assertEqual((d["height"], d["width"]), size)
+                    got = [(a["category_id"], a["bbox"]) for a in d["annotations"]]
+                    self.assertEqual(len(got), len(objects or []))
+                    for (c, box), (gc, gbox) in zip(objects or [], got):
+                        self.assertEqual(c, gc)
+                        np.testing.assert_allclose(gbox, box, atol=1e-3)  # pixels
+
+    def test_class_names_from_data_yaml_or_classes_txt(self):
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "val", _images(num=1), NAMES)
+            self.assertEqual(yolo_class_names(root), NAMES)
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "val", _images(num=1), NAMES, names_file="classes.txt")
+            self.assertEqual(yolo_class_names(root), NAMES)
+            os.remove(os.path.join(root, "classes.txt"))
+            with self.assertRaisesRegex(FileNotFoundError, "neither data.yaml.*nor classes.txt"):
+                yolo_class_names(root)
+
+    def test_polygon_lines_give_their_bounding_box(self):
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "train", {"p": ((100, 200), [])}, NAMES)
+            with open(os.path.join(root, "labels", "train", "p.txt"), "w") as f:
+                f.write("2 0.1 0.2 0.5 0.1 0.3 0.9\n")  # a triangle
+            (d,) = load_yolo_dataset(root, "train")
+            a = d["annotations"][0]
+            self.assertEqual(a["category_id"], 2)
+            np.testing.assert_allclose(a["bbox"], [20, 10, 100, 90], atol=1e-6)
+
+    def test_bad_lines_are_named_with_file_and_line(self):
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "train", {"a": ((50, 50), [(0, [1, 1, 9, 9])])}, NAMES)
+            label = os.path.join(root, "labels", "train", "a.txt")
+            with open(label, "a") as f:
+                f.write("3 0.5 0.5 0.1 0.1\n")
+            with self.assertRaisesRegex(ValueError, f"{label} line 2: class 3 is not in 0..2"):
+                load_yolo_dataset(root, "train")
+            with open(label, "w") as f:
+                f.write("0 0.5 0.5\n")
+            with self.assertRaisesRegex(ValueError, f"{label} line 1: expected 'class cx cy w h'"):
+                load_yolo_dataset(root, "train")
+
+    def test_missing_split_lists_the_layouts_tried(self):
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "train", _images(num=1), NAMES)
+            with self.assertRaisesRegex(FileNotFoundError, "images/valid or .*valid/images"):
+                register_yolo_dataset("yolo_missing", root, "valid")
+
+
+class TestYOLOTraining(unittest.TestCase):
+    def test_trains_and_evaluates_with_coco_evaluator(self):
+        train_net = load_tool("train_net")
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(os.path.join(root, "set"), "train", _images(num=8), NAMES)
+            argv = ["--config-file", CONFIG, "--yolo-dataset", "yolo_tr", f"{root}/set", "train"]
+            argv += TINY + ["SOLVER.MAX_ITER", "3", "MODEL.CENTERNET.NUM_CLASSES", "3"]
+            argv += ["DATASETS.TRAIN", "('yolo_tr',)", "DATASETS.TEST", "('yolo_tr',)"]
+            argv += ["OUTPUT_DIR", f"{root}/out"]
+            results = train_net.main(train_net.argument_parser().parse_args(argv))
+            self.assertTrue(os.path.isfile(f"{root}/out/inference/yolo_tr_coco_format.json"))
+        self.assertIn("AP", results["bbox"])
+        self.assertEqual(MetadataCatalog.get("yolo_tr").thing_classes, NAMES)
+        self.assertIn("yolo_tr", DatasetCatalog.list())
+
+
+if __name__ == "__main__":
+    unittest.main()

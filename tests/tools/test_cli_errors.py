@@ -1,0 +1,208 @@
+"""A user's mistake on the command line of every tool: one ``error:`` line naming the thing and
+the fix, exit status 2, no traceback; ``--debug`` shows the traceback; a normal run prints no
+warning."""
+
+import contextlib
+import io
+import os
+import tempfile
+import unittest
+
+import cv2
+import numpy as np
+import torch
+
+from tests.common import CONFIG, load_tool, run_tool_process
+from centernet_d2.utils.cli import run_tool
+
+TOOLS = {name: load_tool(name) for name in ("train_net", "demo", "export_model", "benchmark")}
+TOOLS["convert"] = load_tool("convert_torchvision_weights")
+TOOLS["inspect"] = load_tool("inspect_dataset")
+PARSERS = {
+    "train_net": TOOLS["train_net"].argument_parser,
+    "demo": TOOLS["demo"].get_parser,
+    "export_model": TOOLS["export_model"].get_parser,
+    "benchmark": TOOLS["benchmark"].get_parser,
+    "convert": TOOLS["convert"].get_parser,
+    "inspect": TOOLS["inspect"].get_parser,
+}
+
+
+def run_in_process(tool, argv):
+    """(exit status, stderr) of ``run_tool(main, args)`` (the tools' ``__main__`` path)."""
+    args = PARSERS[tool]().parse_args(argv)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            run_tool(TOOLS[tool].main, args)
+        except SystemExit as e:
+            return e.code, err.getvalue()
+    return 0, err.getvalue()
+
+
+def error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+class TestUserMistakes(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = cls.tmp.name
+        cls.image = os.path.join(cls.out, "image.jpg")
+        cv2.imwrite(cls.image, np.full((64, 80, 3), 128, np.uint8))
+        cls.not_torch = os.path.join(cls.out, "notes.pth")
+        with open(cls.not_torch, "w") as f:
+            f.write("not a checkpoint")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def assertUserError(self, tool, argv, *expected):
+        status, stderr = run_in_process(tool, argv)
+        self.assertEqual(status, 2, stderr[-2000:])
+        self.assertEqual(len(error_lines(stderr)), 1, stderr[-2000:])
+        self.assertNotIn("Traceback", stderr)
+        for text in expected:
+            self.assertIn(text, stderr)
+        return stderr
+
+    def test_train_net(self):
+        out = ["OUTPUT_DIR", self.out]
+        self.assertUserError("train_net", ["--config-file", "nope.yaml"], "nope.yaml not found")
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "MODEL.CENTERNET.NUM_CLASS", "3"] + out,
+            "unknown config key MODEL.CENTERNET.NUM_CLASS; did you mean MODEL.CENTERNET.NUM_CLASSES?",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "SOLVER.MAX_ITER", "many"] + out,
+            "SOLVER.MAX_ITER must be of int like its default 1000, got 'many'",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "--eval-only", "MODEL.WEIGHTS", "/nope/model.pth"] + out,
+            "checkpoint /nope/model.pth not found; set MODEL.WEIGHTS",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "--eval-only", "MODEL.WEIGHTS", self.not_torch] + out,
+            f"cannot read checkpoint {self.not_torch}",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "--coco-dataset", "x", "nothere.json", "."] + out,
+            "--coco-dataset x: COCO annotation file nothere.json not found",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "--voc-dataset", "v", "/nope/VOC", "trainval"] + out,
+            "--voc-dataset v: VOC folder /nope/VOC not found",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "MODEL.CENTERNET.NUM_CLASSES", "3"] + out,
+            "NUM_CLASSES is 3 but dataset 'shapes_train' has 5 categories",
+            "Set MODEL.CENTERNET.NUM_CLASSES 5",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "INPUT.MIN_SIZE_TRAIN", "(640,)"] + out,
+            "INPUT.MIN_SIZE_TRAIN is (640,), but CenterNet's training does not use it; set "
+            "INPUT.CENTERNET.TRAIN_SIZE",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "DATALOADER.ASPECT_RATIO_GROUPING", "False"] + out,
+            "DATALOADER.ASPECT_RATIO_GROUPING is False",
+        )
+        self.assertUserError(
+            "train_net",
+            ["--config-file", CONFIG, "DATASETS.TRAIN", "('shapes_trian',)"] + out,
+            "did you mean 'shapes_train'?",
+            "--coco-dataset, --voc-dataset or --yolo-dataset",
+        )
+
+    def test_demo(self):
+        demo = ["--config-file", CONFIG, "--output", self.out]
+        self.assertUserError("demo", demo + ["--input", "/nope/*.jpg"], "--input /nope/*.jpg")
+        self.assertUserError(
+            "demo",
+            demo + ["--input", self.image, "--opts", "MODEL.WEIGHTS", "/nope.pth"],
+            "checkpoint /nope.pth not found",
+        )
+        self.assertUserError(
+            "demo", demo + ["--video-input", "/nope.mp4"], "--video-input /nope.mp4"
+        )
+
+    def test_export_convert_benchmark_inspect(self):
+        self.assertUserError(
+            "export_model",
+            ["--config-file", CONFIG, "--format", "torchscript", "--output", self.out,
+             "MODEL.WEIGHTS", "/nope.pth"],
+            "checkpoint /nope.pth not found",
+        )  # fmt: skip
+        self.assertUserError(
+            "export_model",
+            ["--config-file", CONFIG, "--format", "torchscript", "--output", self.out,
+             "--sample-image", "/nope.jpg"],
+            "/nope.jpg",
+        )  # fmt: skip
+        self.assertUserError(
+            "convert", ["/nope/resnet18.pth", f"{self.out}/r.pkl"], "/nope/resnet18.pth not found"
+        )
+        self.assertUserError(
+            "convert", [self.not_torch, f"{self.out}/r.pkl"], f"cannot read torchvision weights"
+        )
+        self.assertUserError("benchmark", ["--config-file", "nope.yaml"], "nope.yaml not found")
+        self.assertUserError(
+            "inspect",
+            ["--config-file", CONFIG, "--output", self.out, "--dataset", "nope"],
+            "--dataset names dataset 'nope', which is not registered",
+        )
+
+    def test_processes_exit_2_and_debug_shows_the_traceback(self):
+        for tool in ("train_net", "demo", "export_model", "benchmark", "inspect_dataset"):
+            argv = ["--config-file", "nope.yaml"]
+            argv += {"demo": ["--input", "x.jpg", "--output", self.out],
+                     "export_model": ["--format", "onnx", "--output", self.out],
+                     "inspect_dataset": ["--output", self.out]}.get(tool, [])  # fmt: skip
+            proc = run_tool_process(tool, *argv)
+            self.assertEqual(proc.returncode, 2, (tool, proc.stderr[-2000:]))
+            self.assertEqual(error_lines(proc.stderr), ["error: config file nope.yaml not found"])
+            self.assertNotIn("Traceback", proc.stderr)
+            self.assertNotIn("Warning", proc.stderr, tool)  # the import is quiet
+        proc = run_tool_process("convert_torchvision_weights", "/nope.pth", "x.pkl")
+        self.assertEqual(proc.returncode, 2, proc.stderr[-2000:])
+        proc = run_tool_process("train_net", "--config-file", "nope.yaml", "--debug")
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("Traceback", proc.stderr)
+        self.assertIn("FileNotFoundError: config file nope.yaml not found", proc.stderr)
+
+    def test_a_bug_still_raises(self):
+        def buggy(args):
+            raise ZeroDivisionError("a bug")
+
+        with self.assertRaises(ZeroDivisionError):
+            run_tool(buggy, PARSERS["demo"]().parse_args(["--config-file", "x", "--output", "y"]))
+
+
+class TestNormalRunIsQuiet(unittest.TestCase):
+    def test_demo_prints_no_warning(self):
+        with tempfile.TemporaryDirectory() as out:
+            image = os.path.join(out, "a.jpg")
+            cv2.imwrite(image, np.full((64, 64, 3), 100, np.uint8))
+            proc = run_tool_process(
+                "demo", "--config-file", CONFIG, "--input", image, "--output", out,
+                "--opts", "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64",
+            )  # fmt: skip
+            self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+            self.assertTrue(os.path.isfile(os.path.join(out, "a.jpg")))
+        noise = [line for line in (proc.stdout + proc.stderr).splitlines() if "arning" in line]
+        self.assertEqual(noise, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
