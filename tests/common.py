@@ -122,22 +122,34 @@ def write_helmet_voc(root: str, stray_label: bool = True) -> Dict[str, object]:
     """
     rng = np.random.default_rng(3)
     size = (128, 160)
-    ids = {"trainval": [f"{i:06d}" for i in range(1, 13)], "test": [f"{i:06d}" for i in range(13, 17)]}
+    ids = {
+        "trainval": [f"{i:06d}" for i in range(1, 13)],
+        "test": [f"{i:06d}" for i in range(13, 17)],
+    }
     boxes = {}
     for split, split_ids in ids.items():
         for n, fileid in enumerate(split_ids):
             num = 1 + n % 3
-            names = ["hat"] * num if split == "test" else [("hat", "person")[(n + k) % 2] for k in range(num)]
+            names = (
+                ["hat"] * num
+                if split == "test"
+                else [("hat", "person")[(n + k) % 2] for k in range(num)]
+            )
             objects = [(name, box, 0) for name, box in zip(names, random_boxes(rng, num, size))]
             if fileid == "000002":
                 objects[0] = (objects[0][0], objects[0][1], 1)  # difficult
             if stray_label and fileid == "000005":
                 objects[-1] = ("dog", objects[-1][1], 0)
             boxes[fileid] = objects
-            ext = {"000003": ".JPG", "000007": ".JPG", "000004": ".jpeg", "000014": ".JPG"}.get(fileid, ".jpg")
+            ext = {"000003": ".JPG", "000007": ".JPG", "000004": ".jpeg", "000014": ".JPG"}.get(
+                fileid, ".jpg"
+            )
             classes = [("hat", "person", "dog").index(o[0]) for o in objects]
             write_boxes_image(
-                os.path.join(root, "JPEGImages", fileid + ext), size, [o[1] for o in objects], classes
+                os.path.join(root, "JPEGImages", fileid + ext),
+                size,
+                [o[1] for o in objects],
+                classes,
             )
             filename = None if ext == ".jpeg" else fileid + ext
             write_voc_annotation(
@@ -157,20 +169,30 @@ def write_helmet_voc(root: str, stray_label: bool = True) -> Dict[str, object]:
 
 
 def write_yolo_folder(
-    root: str, split: str, images: Dict[str, Tuple[Tuple[int, int], List[Tuple[int, List[float]]]]],
-    class_names: Sequence[str], layout: str = "images/split", names_file: str = "data.yaml",
+    root: str,
+    split: str,
+    images: Dict[str, Tuple[Tuple[int, int], List[Tuple[int, List[float]]]]],
+    class_names: Sequence[str],
+    layout: str = "images/split",
+    names_file: str = "data.yaml",
 ) -> None:
     """A YOLO folder: per image name, (size (h, w), [(class, XYXY pixel box)]) written as
     ``class cx cy w h`` normalised with 9 decimals; an image with ``None`` objects gets no label
     file. ``layout``: "images/split" (DIR/images/SPLIT) or "split/images" (DIR/SPLIT/images)."""
     if layout == "images/split":
-        image_dir, label_dir = os.path.join(root, "images", split), os.path.join(root, "labels", split)
+        image_dir, label_dir = os.path.join(root, "images", split), os.path.join(
+            root, "labels", split
+        )
     else:
-        image_dir, label_dir = os.path.join(root, split, "images"), os.path.join(root, split, "labels")
+        image_dir, label_dir = os.path.join(root, split, "images"), os.path.join(
+            root, split, "labels"
+        )
     for name, (size, objects) in images.items():
         h, w = size
         boxes = [b for _, b in objects or []]
-        write_boxes_image(os.path.join(image_dir, name + ".jpg"), size, boxes, [c % 4 for c, _ in objects or []])
+        write_boxes_image(
+            os.path.join(image_dir, name + ".jpg"), size, boxes, [c % 4 for c, _ in objects or []]
+        )
         if objects is None:
             continue
         os.makedirs(label_dir, exist_ok=True)

@@ -18,7 +18,6 @@ import torch
 from detectron2.utils.logger import setup_logger
 
 from centernet_d2.engine.defaults import setup_cfg
-from centernet_d2.utils.cli import add_debug_flag, run_tool
 from centernet_d2.utils.benchmark import (
     PEERS,
     choose_precision,
@@ -26,6 +25,7 @@ from centernet_d2.utils.benchmark import (
     plot_benchmark,
     run_benchmark,
 )
+from centernet_d2.utils.cli import add_debug_flag, run_tool
 
 DEFAULT_CONFIG = "configs/COCO-Detection/centernet_R_18_deconv_140e.yaml"
 CHANNELS_LAST = {"config": None, "on": True, "off": False}

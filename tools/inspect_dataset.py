@@ -80,7 +80,9 @@ def draw_samples(cfg, dicts, class_names, num, seed):
         boxes = instances.gt_boxes.tensor.cpu().numpy()
         labels = [class_names[c] for c in instances.gt_classes.tolist()]
         heatmap = targets.heatmap[0]
-        pictures.append(draw_training_sample(np.ascontiguousarray(rgb), boxes, labels, heatmap, model.stride))
+        pictures.append(
+            draw_training_sample(np.ascontiguousarray(rgb), boxes, labels, heatmap, model.stride)
+        )
     return pictures
 
 

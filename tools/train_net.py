@@ -17,9 +17,9 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from centernet_d2.config import check_training_keys
+from centernet_d2.data.flags import add_dataset_flags, dataset_hints, register_dataset_flags
 from centernet_d2.engine import Trainer, launch
 from centernet_d2.engine.checkpoint import SafeCheckpointer
-from centernet_d2.data.flags import add_dataset_flags, dataset_hints, register_dataset_flags
 from centernet_d2.engine.defaults import fill_class_names, prepare_datasets, save_results, setup_cfg
 from centernet_d2.utils.cli import add_debug_flag, run_tool
 

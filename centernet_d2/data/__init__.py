@@ -15,13 +15,13 @@ from .register import (
     register_coco_dataset,
 )
 from .sampler import ResumableTrainingSampler
+from .stats import DatasetStatistics, dataset_statistics, format_statistics, log_dataset_statistics
 from .synthetic import (
     SHAPE_CLASSES,
     generate_shapes_dataset,
     render_shapes_image,
     shapes_dataset_paths,
 )
-from .stats import DatasetStatistics, dataset_statistics, format_statistics, log_dataset_statistics
 from .train_loader import SeededMapDataset, build_resumable_train_loader
 from .voc import UnknownLabelsError, load_voc_folder, register_voc_dataset, voc_class_names
 from .yolo import load_yolo_dataset, register_yolo_dataset, yolo_class_names

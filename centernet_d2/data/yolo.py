@@ -151,7 +151,9 @@ def load_yolo_dataset(
         width, height = _size(path)
         relative = os.path.splitext(os.path.relpath(path, images_dir))[0]
         label = os.path.join(labels_dir, relative + ".txt")
-        objects = parse_yolo_labels(label, num_classes, width, height) if os.path.isfile(label) else []
+        objects = (
+            parse_yolo_labels(label, num_classes, width, height) if os.path.isfile(label) else []
+        )
         dicts.append(
             {
                 "file_name": path,

@@ -19,10 +19,10 @@ from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import check_training_keys
-from ..evaluation import PascalVOCEvaluator
 from ..data.checks import check_annotations, check_image_files
 from ..data.mapper import CenterNetDatasetMapper
 from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
+from ..evaluation import PascalVOCEvaluator
 from ..layers import ModulatedDeformConv2d
 from .checkpoint import SafeCheckpointer
 from .train_loop import CPUAutocastTrainer

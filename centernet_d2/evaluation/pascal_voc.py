@@ -46,7 +46,8 @@ class PascalVOCEvaluator(PascalVOCDetectionEvaluator):
                 with open(template.format(cls_name), "w") as f:
                     f.write("\n".join(predictions.get(cls_id, [""])))
                 aps[cls_name] = {
-                    thresh: 100 * float(
+                    thresh: 100
+                    * float(
                         voc_eval(
                             template,
                             self._anno_file_template,
@@ -60,7 +61,9 @@ class PascalVOCEvaluator(PascalVOCDetectionEvaluator):
                 }
         if not aps:
             self._logger.warning(f"{self._dataset_name}: no class has an object; AP is NaN")
-            return OrderedDict(bbox={"AP": float("nan"), "AP50": float("nan"), "AP75": float("nan")})
+            return OrderedDict(
+                bbox={"AP": float("nan"), "AP50": float("nan"), "AP75": float("nan")}
+            )
         absent = [c for c in self._class_names if c not in aps]
         if absent:
             self._logger.info(

@@ -43,9 +43,7 @@ USER_ERRORS = (
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of an input error"
-    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an input error")
     return parser
 
 

@@ -47,11 +47,16 @@ class TestDatasetStatistics(unittest.TestCase):
         s = dataset_statistics(DICTS, ["a", "b", "c"], stride=4, train_size=(100, 100))
         lines = format_statistics(s).splitlines()
         self.assertIn("shorter side < 4 px", lines[0])
-        row = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in lines[2:]}
+        row = {
+            line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in lines[2:]
+        }
         self.assertEqual(row["a"], ["1", "2", "2.00", "50.0 %"])
         self.assertEqual(row["b"], ["2", "2", "1.00", "50.0 %"])
         self.assertEqual(row["c"], ["0", "0", "-", "-"])
-        self.assertEqual(row["total (1 images without objects)"], ["3", "4", "1.33 (max 3)", "50.0 %"])
+        self.assertEqual(
+            row["total (1 images without objects)"], ["3", "4", "1.33 (max 3)", "50.0 %"]
+        )
 
     def test_warning_above_five_percent(self):
         s = dataset_statistics(DICTS, ["a", "b", "c"], stride=4, train_size=(100, 100))

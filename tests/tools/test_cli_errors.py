@@ -10,10 +10,9 @@ import unittest
 
 import cv2
 import numpy as np
-import torch
 
-from tests.common import CONFIG, load_tool, run_tool_process
 from centernet_d2.utils.cli import run_tool
+from tests.common import CONFIG, load_tool, run_tool_process
 
 TOOLS = {name: load_tool(name) for name in ("train_net", "demo", "export_model", "benchmark")}
 TOOLS["convert"] = load_tool("convert_torchvision_weights")
@@ -74,7 +73,8 @@ class TestUserMistakes(unittest.TestCase):
         self.assertUserError(
             "train_net",
             ["--config-file", CONFIG, "MODEL.CENTERNET.NUM_CLASS", "3"] + out,
-            "unknown config key MODEL.CENTERNET.NUM_CLASS; did you mean MODEL.CENTERNET.NUM_CLASSES?",
+            "unknown config key MODEL.CENTERNET.NUM_CLASS; "
+            "did you mean MODEL.CENTERNET.NUM_CLASSES?",
         )
         self.assertUserError(
             "train_net",
@@ -154,7 +154,7 @@ class TestUserMistakes(unittest.TestCase):
             "convert", ["/nope/resnet18.pth", f"{self.out}/r.pkl"], "/nope/resnet18.pth not found"
         )
         self.assertUserError(
-            "convert", [self.not_torch, f"{self.out}/r.pkl"], f"cannot read torchvision weights"
+            "convert", [self.not_torch, f"{self.out}/r.pkl"], "cannot read torchvision weights"
         )
         self.assertUserError("benchmark", ["--config-file", "nope.yaml"], "nope.yaml not found")
         self.assertUserError(
