@@ -9,7 +9,8 @@ Run through ``tools/setup_env.sh``, which picks the Python. Steps, each skipped 
    ``pb1-detectron2==0.6`` are downloaded once, checked against a pinned SHA-256, made importable
    without their C++ extension (see ``detectron2_pure/_C.py``; COCO evaluation's fast path runs
    on faster-coco-eval, see ``detectron2_pure/fast_eval_api.py``), built into a ``detectron2``
-   wheel, cached in ``$CENTERNET_D2_CACHE`` (default ``~/.cache/centernet_d2``) and installed from there.
+   wheel, cached in ``$CENTERNET_D2_CACHE`` (default ``~/.cache/centernet_d2``) and installed from
+   there.
 3. This package in editable mode, with its test extra; then ``setuptools<81``, which Detectron2's
    model zoo needs for ``pkg_resources`` and which other installs may have upgraded.
 

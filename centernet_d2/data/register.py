@@ -76,7 +76,9 @@ def check_num_classes(
         listing = ", ".join(classes)
         if statistics and name in statistics:
             counts = statistics[name].objects_per_class
-            listing = ", ".join(f"{c} ({n} objects)" for c, n in zip(classes, counts))
+            listing = ", ".join(
+                f"{c} ({n} object{'' if n == 1 else 's'})" for c, n in zip(classes, counts)
+            )
         raise ValueError(
             f"MODEL.CENTERNET.NUM_CLASSES is {num_classes} but dataset {name!r} has "
             f"{len(classes)} categories: {listing}. Set MODEL.CENTERNET.NUM_CLASSES "

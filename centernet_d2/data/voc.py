@@ -222,7 +222,7 @@ def load_voc_folder(
     unknown = [(path, name) for path, name in unknown if name not in index]
     if unknown and not ignore_unknown:
         raise UnknownLabelsError(
-            f"VOC folder {dirname} split {split!r}: {len(unknown)} objects have labels outside "
+            f"VOC folder {dirname} split {split!r}: {len(unknown)} object(s) with labels outside "
             f"the classes {list(class_names)}:\n{_listing(unknown)}\nFix these labels, add them to "
             "the class names, or drop these objects (ignore_unknown).",
             unknown,

@@ -1,6 +1,7 @@
 """Config set-up shared by the tools: a CenterNet cfg from a YAML file and overrides."""
 
 import difflib
+import glob
 import json
 import logging
 import os
@@ -73,7 +74,12 @@ def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
     ``DefaultPredictor(cfg).metadata`` names the classes of a trained run's config.
     """
     if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"config file {config_file} not found")
+        folder = os.path.dirname(config_file) or "."
+        close = difflib.get_close_matches(
+            config_file, glob.glob(os.path.join(folder, "*.yaml")), n=1, cutoff=0.7
+        )
+        fix = f"; did you mean {close[0]}?" if close else ""
+        raise FileNotFoundError(f"config file {config_file} not found{fix}")
     cfg = add_centernet_config(get_cfg())
     try:
         cfg.merge_from_file(config_file)

@@ -127,7 +127,7 @@ class TestVOCTraining(unittest.TestCase):
 
     def test_without_classes_the_count_error_lists_the_rare_label(self):
         with tempfile.TemporaryDirectory() as out:
-            with self.assertRaisesRegex(ValueError, r"dog \(1 objects\).*--voc-classes"):
+            with self.assertRaisesRegex(ValueError, r"dog \(1 object\).*--voc-classes"):
                 run_main(self._argv(out))
 
     def test_ignore_unknown_trains_and_evaluates(self):

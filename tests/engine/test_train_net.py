@@ -189,7 +189,7 @@ class TestUserDatasets(unittest.TestCase):
             register_voc_dataset("bad_voc", bad, "trainval")
         with self.assertRaisesRegex(FileNotFoundError, "ImageSets/Main/val.txt.*trainval"):
             register_voc_dataset("bad_voc", self.voc, "val")
-        with self.assertRaisesRegex(ValueError, r"objects have labels outside the classes"):
+        with self.assertRaisesRegex(ValueError, r"object\(s\) with labels outside the classes"):
             register_voc_dataset("bad_voc", self.voc, "trainval", ["circle"])
 
     def test_voc_dataset_trains_and_evaluates(self):
