@@ -15,8 +15,8 @@ setup(
     packages=find_packages(include=("centernet_d2", "centernet_d2.*")),
     python_requires=">=3.8",
     install_requires=[
-        "torch>=1.10",
-        "torchvision>=0.11",
+        "torch>=1.13",  # scatter_reduce (targets), weights_only loading
+        "torchvision>=0.14",
         "fvcore>=0.1.5",
         "pycocotools>=2.0.2",
         "opencv-python",

@@ -72,7 +72,7 @@ def add_centernet_config(cfg: CN) -> CN:
     c.CLASS_NAMES = []
     # Channels-last memory format for weights and images: faster convolutions with oneDNN (CPU)
     # and tensor cores (GPU). Combine with SOLVER.AMP.ENABLED (bfloat16 autocast on CPU).
-    c.CHANNELS_LAST = False
+    c.CHANNELS_LAST = True
 
     # Training augmentation (centernet_d2.data.build_centernet_augmentation): a TRAIN_SIZE
     # (height, width) canvas scaled by a random factor in SCALE_RANGE, the image resized to fit it,

@@ -161,11 +161,10 @@ def exported_outputs(model: nn.Module, images: Tensor, image_size: Tuple[int, in
         (N, T) int64.
     """
     x = (images - model.pixel_mean) / model.pixel_std  # DenseDetector.preprocess_image
-    if model.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    features = model.backbone(x)
-    predictions = model.head([features[f] for f in model.head_in_features])
-    boxes, scores, classes = decode_predictions(predictions, model.stride, model.test_topk)
+    predictions = model.run_network(x)
+    boxes, scores, classes = decode_predictions(
+        predictions, model.stride, model.test_topk, model.box_head
+    )
     height, width = image_size
     # Boxes.clip of the model's inference: x in [0, W], y in [0, H]
     limits = boxes.new_tensor([width, height, width, height])

@@ -7,13 +7,20 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+if TYPE_CHECKING:
+    from detectron2.structures import Instances
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+CONFIG_DIR = os.path.join(ROOT, "configs")
+# the main job's config, and CPU configs with the ltrb head and with ResNet-18 + deconv
+CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+LTRB_CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_MobileNetV3_small_FPN_shapes_ltrb.yaml")
+R18_CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_R_18_deconv_shapes.yaml")
 # a tiny schedule: small images, small batches, no periodic evaluation or checkpoints
 TINY = [
     "SOLVER.IMS_PER_BATCH", "4",
@@ -35,6 +42,39 @@ def tiny_cfg(*opts: str, config_file: str = CONFIG):
     from centernet_d2.engine.defaults import setup_cfg
 
     return setup_cfg(config_file, TINY + ["MODEL.DEVICE", "cpu"] + list(opts))
+
+
+def model_cfg(config_file: str, *opts: str):
+    """``setup_cfg`` of ``config_file`` and ``opts`` on the CPU, without weights."""
+    from centernet_d2.engine.defaults import setup_cfg
+
+    return setup_cfg(config_file, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
+
+
+def gt_instances(boxes, classes, size) -> "Instances":
+    """Instances of ``size`` (h, w) with ``gt_boxes`` (XYXY pixels) and ``gt_classes``."""
+    import torch
+    from detectron2.structures import Boxes, Instances
+
+    inst = Instances(size)
+    inst.gt_boxes = Boxes(torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4))
+    inst.gt_classes = torch.as_tensor(classes, dtype=torch.int64)
+    return inst
+
+
+def training_inputs(sizes, boxes_per_image, num_classes, seed=0) -> List[dict]:
+    """Random images of the given (h, w) with GT boxes of random classes, as a model's training
+    inputs; an image without boxes has no objects."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    inputs = []
+    for (h, w), boxes in zip(sizes, boxes_per_image):
+        classes = torch.randint(0, num_classes, (len(boxes),), generator=g)
+        image = torch.randint(0, 256, (3, h, w), generator=g).float()
+        inst = gt_instances(boxes, classes, (h, w))
+        inputs.append({"image": image, "instances": inst, "height": h, "width": w})
+    return inputs
 
 
 def load_tool(name: str):
@@ -206,3 +246,43 @@ def write_yolo_folder(
     else:
         with open(os.path.join(root, "classes.txt"), "w") as f:
             f.write("\n".join(class_names) + "\n")
+
+
+def write_boxes_coco(root: str, num_images: int = 8, size: int = 64, seed: int = 0) -> str:
+    """A COCO-format set a model learns in a few hundred iterations: ``num_images`` grey images
+    of ``size`` px, each with two filled squares of 16-32 px of one class "box"; images in
+    ``root/images``. Returns the json's path."""
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    for i in range(num_images):
+        boxes = random_boxes(rng, 2, (size, size), min_side=16, max_side=32)
+        write_boxes_image(os.path.join(root, "images", f"{i}.jpg"), (size, size), boxes, [0, 0])
+        images.append({"id": i + 1, "file_name": f"{i}.jpg", "height": size, "width": size})
+        for x0, y0, x1, y1 in boxes:
+            annotations.append(
+                {"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1,
+                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0}
+            )  # fmt: skip
+    path = os.path.join(root, "boxes.json")
+    with open(path, "w") as f:
+        json.dump({"images": images, "annotations": annotations,
+                   "categories": [{"id": 1, "name": "box"}]}, f)  # fmt: skip
+    return path
+
+
+def evaluator_inputs(dicts, detections):
+    """(inputs, outputs) for an evaluator's ``process``: per dataset dict its ``image_id``, and
+    Instances of its (box XYXY, score, class) ``detections``."""
+    import torch
+    from detectron2.structures import Boxes, Instances
+
+    inputs, outputs = [], []
+    for d, det in zip(dicts, detections):
+        inst = Instances((d["height"], d["width"]))
+        boxes = torch.tensor([b for b, _, _ in det], dtype=torch.float32).view(-1, 4)
+        inst.pred_boxes = Boxes(boxes)
+        inst.scores = torch.tensor([s for _, s, _ in det], dtype=torch.float32)
+        inst.pred_classes = torch.tensor([c for _, _, c in det], dtype=torch.long)
+        inputs.append({"image_id": d["image_id"]})
+        outputs.append({"instances": inst})
+    return inputs, outputs

@@ -2,7 +2,6 @@
 (random here, nothing is downloaded) in our backbones give torchvision's features."""
 
 import contextlib
-import importlib.util
 import io
 import os
 import pickle
@@ -23,23 +22,16 @@ from centernet_d2.convert import (
     save_detectron2_checkpoint,
 )
 from centernet_d2.engine.defaults import setup_cfg
+from tests.common import CONFIG, CONFIG_DIR, R18_CONFIG, load_tool
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-R18_DECONV = os.path.join(ROOT, "configs", "CPU", "centernet_R_18_deconv_shapes.yaml")
-R50_FPN = os.path.join(ROOT, "configs", "COCO-Detection", "centernet_R_50_FPN_140e.yaml")
-MOBILENET_FPN = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+R18_DECONV = R18_CONFIG
+R50_FPN = os.path.join(CONFIG_DIR, "COCO-Detection", "centernet_R_50_FPN_140e.yaml")
+MOBILENET_FPN = CONFIG
 # module prefixes of each config's model that an ImageNet checkpoint does not cover
 DECONV_NEW = ["backbone.stage1", "backbone.stage2", "backbone.stage3", "head.branches"]
 FPN_NEW = [f"backbone.fpn_lateral{i}" for i in (2, 3, 4, 5)] + ["backbone.fpn_output2"]
 FPN_NEW += ["head.branches"]
 TOLERANCE = 1e-5
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def random_torchvision(name: str, seed: int = 0) -> nn.Module:

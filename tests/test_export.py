@@ -2,9 +2,9 @@
 and ONNX round trips on real (generated) images."""
 
 import contextlib
-import importlib.util
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -21,6 +21,7 @@ from detectron2.modeling import build_model
 from centernet_d2.data import generate_shapes_dataset
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.export import exported_outputs, load_image
+from tests.common import CONFIG, ROOT, load_tool
 
 try:
     import onnx
@@ -28,8 +29,6 @@ try:
 except ImportError:
     onnx = onnxruntime = None
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
 SIZE = 128  # export size (INPUT.MIN_SIZE_TEST), a multiple of 32
 OPTS = ["INPUT.MIN_SIZE_TEST", str(SIZE), "INPUT.MAX_SIZE_TEST", str(SIZE), "MODEL.DEVICE", "cpu"]
 SIZE_BIAS = 8.0  # cells: untrained sizes are ~0, this gives 32 px boxes
@@ -61,13 +60,6 @@ def setUpModule():
 
 def tearDownModule():
     _tmp.cleanup()
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def image_paths():
@@ -111,6 +103,36 @@ class TestExportedFunction(unittest.TestCase):
         self.assertTrue((boxes >= 0).all() and (boxes <= SIZE).all())
 
 
+def reference_detections(images: torch.Tensor, k: int):
+    """The trained model's detections computed here, independently of centernet_d2's decoding
+    and export: the network's outputs (``run_network``), then 3x3 max-pool peaks of the heatmap
+    logits, top-k over classes and cells, and CenterNet's boxes ``(x + dx -/+ w / 2) * stride``
+    clipped to the image. Returns boxes (N, k, 4), scores (N, k), classes (N, k)."""
+    cfg = setup_cfg(CONFIG, trained_opts())
+    model = build_model(cfg).eval()
+    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
+    with torch.no_grad():
+        out = model.run_network((images - model.pixel_mean) / model.pixel_std)
+    logits = out["heatmap"].double()
+    N, K, H, W = logits.shape
+    peaks = torch.where(
+        torch.nn.functional.max_pool2d(logits, 3, stride=1, padding=1) == logits,
+        logits,
+        torch.full_like(logits, -math.inf),
+    )
+    top, index = peaks.flatten(1).topk(k)
+    classes, cell = index // (H * W), index % (H * W)
+    y, x = (cell // W).double(), (cell % W).double()
+    size = out["size"].double().flatten(2)  # (N, 2, H * W)
+    offset = out["offset"].double().flatten(2)
+    pick = [v.gather(2, cell[:, None, :].expand(-1, 2, -1)) for v in (size, offset)]
+    (w, h), (dx, dy) = pick[0].unbind(1), pick[1].unbind(1)
+    cx, cy, stride = x + dx, y + dy, model.stride
+    boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=2) * stride
+    boxes = boxes.clamp(0, SIZE)  # the export's square input
+    return boxes, torch.sigmoid(top), classes
+
+
 class TestTorchScript(unittest.TestCase):
     def test_tool_round_trip(self):
         with tempfile.TemporaryDirectory() as out:
@@ -132,6 +154,11 @@ class TestTorchScript(unittest.TestCase):
                 boxes, scores, classes = module(images)
             self.assertEqual(tuple(boxes.shape), (2, 100, 4))
             self.assertTrue(((boxes[..., 2:] - boxes[..., :2]) > 0).all())
+            # the exported file against an eager run written independently of it
+            ref_boxes, ref_scores, ref_classes = reference_detections(images, 100)
+            torch.testing.assert_close(scores.double(), ref_scores, rtol=0, atol=1e-5)
+            self.assertTrue(torch.equal(classes, ref_classes))
+            torch.testing.assert_close(boxes.double(), ref_boxes, rtol=0, atol=1e-3)
             # the file needs PyTorch only
             run = subprocess.run(
                 [sys.executable, "-c", NO_DETECTRON2_RUN, path], capture_output=True, text=True

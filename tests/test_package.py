@@ -9,7 +9,8 @@ import unittest
 
 import detectron2
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+from tests.common import ROOT
+
 STAMP = os.path.join(sys.prefix, ".centernet_d2_setup.json")
 
 

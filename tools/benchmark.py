@@ -5,7 +5,8 @@
         --config-file configs/COCO-Detection/centernet_R_18_deconv_140e.yaml --output out/bench
 
 Writes ``benchmark.json`` and ``benchmark.png`` into ``--output`` and prints a markdown table.
-The definitions of every number are in ``centernet_d2/utils/benchmark.py``.
+The definitions of every number are in ``benchmarks/runs.py``; the pass/fail limits are
+:data:`LIMITS` below (docs/benchmark.md).
 """
 
 import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
@@ -13,20 +14,31 @@ import argparse
 import json
 import logging
 import os
+import sys
 
 import torch
 from detectron2.utils.logger import setup_logger
 
 from centernet_d2.engine.defaults import setup_cfg
-from centernet_d2.utils.benchmark import (
-    PEERS,
-    choose_precision,
-    markdown_table,
-    plot_benchmark,
-    run_benchmark,
-)
 from centernet_d2.utils.cli import add_debug_flag, run_tool
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # the benchmark is a package at the repository root, not in the library
+    sys.path.insert(0, ROOT)
+from benchmarks.peers import PEERS  # noqa: E402  isort:skip
+from benchmarks.report import compare, markdown_table, plot_benchmark  # noqa: E402  isort:skip
+from benchmarks.runs import choose_precision, run_benchmark  # noqa: E402  isort:skip
+
+# What CenterNet must reach (docs/benchmark.md): (description, ratio of report["ratios"], limit);
+# met when the ratio is at or below the limit; "{b}" stands for each inference batch size.
+LIMITS = (
+    ("latency vs RetinaNet (batch {b})", "latency_vs_retinanet_b{b}", 0.45),
+    ("latency vs FCOS (batch {b})", "latency_vs_fcos_b{b}", 0.8),
+    ("decoding share of inference (batch {b})", "decode_share_b{b}", 0.03),
+    ("target building share of a training step", "targets_share", 0.05),
+    ("training step vs RetinaNet", "train_vs_retinanet", 0.6),
+    ("training activation memory vs RetinaNet", "activation_vs_retinanet", 0.7),
+)
 DEFAULT_CONFIG = "configs/COCO-Detection/centernet_R_18_deconv_140e.yaml"
 CHANNELS_LAST = {"config": None, "on": True, "off": False}
 
@@ -75,6 +87,7 @@ def get_parser():
 
 def main(args):
     setup_logger(name="centernet_d2")
+    setup_logger(name="benchmarks")
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = setup_cfg(args.config_file, args.opts)
@@ -97,6 +110,7 @@ def main(args):
         sweep_repeats=args.sweep_repeats,
     )
     report["meta"]["config"] = args.config_file
+    report["ratios"], report["targets"] = compare(report, LIMITS)
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "benchmark.json"), "w") as f:
         json.dump(report, f, indent=2)

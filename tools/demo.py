@@ -13,20 +13,21 @@ import logging
 import os
 
 import cv2
+import numpy as np
 import tqdm
 from detectron2.utils.logger import setup_logger
 
 from centernet_d2.data.image_io import read_image
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor
-from centernet_d2.utils.cli import add_debug_flag, run_tool
+from centernet_d2.utils.cli import config_tool_parser, run_tool
+from centernet_d2.utils.visualize import draw_predictions, heatmap_overlay
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser = config_tool_parser(__doc__.splitlines()[0])
     parser.add_argument("--input", nargs="+", help="image files, globs ('dir/*.jpg') or folders")
     parser.add_argument("--video-input", help="a video file")
     parser.add_argument("--output", required=True, help="folder for the pictures (or the video)")
@@ -35,7 +36,7 @@ def get_parser():
         "--show-heatmap", action="store_true", help="also write the heatmap overlay per image"
     )
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER, help="KEY VALUE pairs")
-    return add_debug_flag(parser)
+    return parser
 
 
 def expand_inputs(inputs):
@@ -57,22 +58,21 @@ def expand_inputs(inputs):
     return paths
 
 
-def run_images(predictor, paths, output, show_heatmap, input_format):
+def run_images(predictor, paths, output, show_heatmap):
     os.makedirs(output, exist_ok=True)
     for path in tqdm.tqdm(paths, desc="images", unit="img"):
-        image = read_image(path, format=input_format)
-        rgb = image if input_format == "RGB" else image[:, :, ::-1]
-        predictions, heatmap, input_size = predictor.predict_with_heatmap(image)
+        bgr = read_image(path, format="BGR")
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        predictions, heatmap, input_size = predictor.predict_with_heatmap(bgr)
         stem = os.path.splitext(os.path.basename(path))[0]
-        cv2.imwrite(
-            os.path.join(output, stem + ".jpg"), predictor.draw(rgb, predictions)[:, :, ::-1]
-        )
+        drawn = draw_predictions(rgb, predictions["instances"], predictor.metadata)
+        cv2.imwrite(os.path.join(output, stem + ".jpg"), drawn[:, :, ::-1])
         if show_heatmap:
-            overlay = predictor.draw_heatmap(rgb, heatmap, input_size)
+            overlay = heatmap_overlay(rgb, heatmap, predictor.detector.stride, input_size)
             cv2.imwrite(os.path.join(output, stem + "_heatmap.jpg"), overlay[:, :, ::-1])
 
 
-def run_video(predictor, path, output, input_format):
+def run_video(predictor, path, output):
     video = cv2.VideoCapture(path)
     if not video.isOpened():
         raise FileNotFoundError(f"--video-input {path}: cannot open the video")
@@ -86,12 +86,12 @@ def run_video(predictor, path, output, input_format):
     writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
     try:
         for _ in tqdm.tqdm(range(frames) if frames else iter(int, 1), desc="frames", unit="frame"):
-            ok, frame = video.read()  # BGR
+            ok, frame = video.read()  # BGR, as the predictor takes it
             if not ok:
                 break
-            image = frame[:, :, ::-1] if input_format == "RGB" else frame
-            drawn = predictor.draw(frame[:, :, ::-1], predictor(image))
-            writer.write(drawn[:, :, ::-1])
+            instances = predictor(frame)["instances"]
+            rgb = np.ascontiguousarray(frame[:, :, ::-1])
+            writer.write(draw_predictions(rgb, instances, predictor.metadata)[:, :, ::-1])
     finally:
         video.release()
         writer.release()
@@ -107,12 +107,10 @@ def main(args):
     predictor = CenterNetPredictor(cfg)
     if args.input:
         paths = expand_inputs(args.input)
-        run_images(predictor, paths, args.output, args.show_heatmap, cfg.INPUT.FORMAT)
+        run_images(predictor, paths, args.output, args.show_heatmap)
         logger.info(f"wrote {len(paths)} pictures to {args.output}")
     if args.video_input:
-        logger.info(
-            f"wrote {run_video(predictor, args.video_input, args.output, cfg.INPUT.FORMAT)}"
-        )
+        logger.info(f"wrote {run_video(predictor, args.video_input, args.output)}")
 
 
 if __name__ == "__main__":

@@ -32,14 +32,13 @@ from centernet_d2.export import (
     load_image,
     random_image,
 )
-from centernet_d2.utils.cli import add_debug_flag, run_tool
+from centernet_d2.utils.cli import config_tool_parser, run_tool
 
 logger = logging.getLogger("centernet_d2")
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser = config_tool_parser(__doc__.splitlines()[0])
     parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     parser.add_argument("--output", required=True, help="folder for model.ts / model.onnx")
     parser.add_argument(
@@ -66,7 +65,7 @@ def get_parser():
         help="largest accepted difference from PyTorch of boxes (pixels) and scores",
     )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs")
-    return add_debug_flag(parser)
+    return parser
 
 
 def main(args):

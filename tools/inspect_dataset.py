@@ -41,15 +41,14 @@ from centernet_d2.data import (
 from centernet_d2.data.flags import add_dataset_flags, dataset_hints, register_dataset_flags
 from centernet_d2.engine.checkpoint import SafeCheckpointer
 from centernet_d2.engine.defaults import output_stride, setup_cfg
-from centernet_d2.utils.cli import add_debug_flag, run_tool
+from centernet_d2.utils.cli import config_tool_parser, run_tool
 from centernet_d2.utils.visualize import draw_training_sample, image_grid, plot_box_sizes
 
 logger = logging.getLogger("centernet_d2")
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config-file", required=True, metavar="FILE")
+    parser = config_tool_parser(__doc__.splitlines()[0])
     parser.add_argument(
         "--dataset", help="the dataset to inspect (default: the first of DATASETS.TRAIN)"
     )
@@ -57,7 +56,7 @@ def get_parser():
     parser.add_argument("--seed", type=int, default=0, help="picks the samples and augmentations")
     parser.add_argument("--output", required=True, help="folder for the table and pictures")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs")
-    return add_debug_flag(add_dataset_flags(parser))
+    return add_dataset_flags(parser)
 
 
 def draw_samples(cfg, dicts, class_names, num, seed):
@@ -74,7 +73,7 @@ def draw_samples(cfg, dicts, class_names, num, seed):
         images = model.preprocess_image([sample])
         instances = sample["instances"].to(model.device)
         with torch.no_grad():
-            targets = model.build_targets(images, model.predict(images), [instances])
+            targets = model.build_targets(images, model.run_network(images.tensor), [instances])
         image = sample["image"].permute(1, 2, 0).numpy()
         rgb = image if cfg.INPUT.FORMAT == "RGB" else image[:, :, ::-1]
         boxes = instances.gt_boxes.tensor.cpu().numpy()

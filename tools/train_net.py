@@ -12,7 +12,7 @@ and exit status 2; ``--debug`` shows the traceback.
 """
 
 import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
-from detectron2.engine import default_argument_parser, default_setup
+from detectron2.engine import default_argument_parser, default_setup, hooks
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
@@ -47,9 +47,15 @@ def main(args):
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         results = Trainer.test(cfg, model)
+        if cfg.TEST.AUG.ENABLED:
+            results.update(Trainer.test_with_TTA(cfg, model))
     else:
         trainer = Trainer(cfg)
         trainer.resume_or_load(resume=args.resume)
+        if cfg.TEST.AUG.ENABLED:  # evaluated with test-time augmentation after training
+            trainer.register_hooks(
+                [hooks.EvalHook(0, lambda: trainer.test_with_TTA(cfg, trainer.model))]
+            )
         trainer.train()
         results = getattr(trainer, "_last_eval_results", None)
     if results and cfg.OUTPUT_DIR and comm.is_main_process():

@@ -18,7 +18,10 @@ from .sampler import ResumableTrainingSampler
 from .stats import DatasetStatistics, dataset_statistics, format_statistics, log_dataset_statistics
 from .synthetic import (
     SHAPE_CLASSES,
+    ShapesSpec,
     generate_shapes_dataset,
+    generate_shapes_split,
+    render_shapes,
     render_shapes_image,
     shapes_dataset_paths,
 )
@@ -36,6 +39,9 @@ __all__ = [
     "find_bad_image_files",
     "read_image",
     "SHAPE_CLASSES",
+    "ShapesSpec",
+    "generate_shapes_split",
+    "render_shapes",
     "build_centernet_augmentation",
     "check_num_classes",
     "check_registered",

@@ -11,25 +11,27 @@ generated the first time ``DatasetCatalog.get`` asks for it. Call
 import functools
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
-from .synthetic import SHAPE_CLASSES, generate_shapes_dataset, shapes_dataset_paths
+from .shapes_render import SHAPE_CLASSES
+from .shapes_spec import ShapesSpec
+from .synthetic import generate_shapes_split, shapes_dataset_paths
 
 __all__ = ["BUILTIN_SHAPES_SPLITS", "ensure_builtin_generated", "register_all_shapes"]
 
 logger = logging.getLogger(__name__)
 
-BUILTIN_SHAPES_SPLITS: Dict[str, Dict[str, object]] = {
-    # dataset name: generate_shapes_dataset arguments besides root
-    "shapes_train": {"split": "train", "num_images": 2000, "seed": 0},
-    "shapes_val": {"split": "val", "num_images": 200, "seed": 1},
+BUILTIN_SHAPES_SPLITS: Dict[str, Tuple[str, ShapesSpec]] = {
+    # dataset name: (split directory, spec); the other fields keep ShapesSpec's defaults
+    "shapes_train": ("train", ShapesSpec(num_images=2000, seed=0)),
+    "shapes_val": ("val", ShapesSpec(num_images=200, seed=1)),
 }
 
-# dataset name -> full generate_shapes_dataset arguments, for the names registered here
-_REGISTERED: Dict[str, Dict[str, object]] = {}
+# dataset name -> (root, split, spec), for the names registered here
+_REGISTERED: Dict[str, Tuple[str, str, ShapesSpec]] = {}
 
 
 def ensure_builtin_generated(name: str) -> str:
@@ -45,31 +47,36 @@ def ensure_builtin_generated(name: str) -> str:
             f"{name!r} is not a shapes dataset registered by centernet_d2; registered: "
             f"{sorted(_REGISTERED)}"
         )
-    return generate_shapes_dataset(**_REGISTERED[name])
+    return generate_shapes_split(*_REGISTERED[name])
 
 
 def _load_shapes(name: str, image_root: str) -> List[dict]:
     return load_coco_json(ensure_builtin_generated(name), image_root, name)
 
 
-def register_all_shapes(root: str, splits: Optional[Dict[str, Dict[str, object]]] = None) -> None:
+def register_all_shapes(
+    root: str, splits: Optional[Mapping[str, Tuple[str, ShapesSpec]]] = None
+) -> None:
     """
     Register shapes datasets under ``root``; cheap, nothing is generated or read.
 
     Args:
         root: directory of the generated files (see :func:`.synthetic.shapes_dataset_paths`).
-        splits: dataset name -> keyword arguments of
-            :func:`.synthetic.generate_shapes_dataset` other than ``root`` (at least ``split``,
-            ``num_images``, ``seed``); default :data:`BUILTIN_SHAPES_SPLITS`. A name that is
-            already registered is registered again, with these values.
+        splits: dataset name -> ``(split, spec)``, the arguments of
+            :func:`.synthetic.generate_shapes_split` other than ``root``; default
+            :data:`BUILTIN_SHAPES_SPLITS`. A name that is already registered is registered
+            again, with these values.
     """
     splits = BUILTIN_SHAPES_SPLITS if splits is None else splits
-    for name, kwargs in splits.items():
-        json_file, image_root = shapes_dataset_paths(root, kwargs["split"])
+    for name, value in splits.items():
+        split, spec = value if isinstance(value, tuple) and len(value) == 2 else (None, None)
+        if not isinstance(split, str) or not isinstance(spec, ShapesSpec):
+            raise TypeError(f"splits[{name!r}] must be (split name, ShapesSpec), got {value!r}")
+        json_file, image_root = shapes_dataset_paths(root, split)
         if name in DatasetCatalog.list():
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
-        _REGISTERED[name] = {"root": root, **kwargs}
+        _REGISTERED[name] = (root, split, spec)
         DatasetCatalog.register(name, functools.partial(_load_shapes, name, image_root))
         MetadataCatalog.get(name).set(
             thing_classes=list(SHAPE_CLASSES),

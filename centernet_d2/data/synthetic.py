@@ -1,335 +1,56 @@
-"""A procedural COCO-format detection dataset of coloured shapes ("shapes").
+"""Writes splits of the synthetic "shapes" dataset to disk, each from a :class:`ShapesSpec`.
 
-Each image has 1-8 filled shapes of :data:`SHAPE_CLASSES` on a cluttered background. What makes it
-a real (if small) detection task:
+What an image holds is drawn by :mod:`.shapes_render` (see its docstring); this module encodes the
+images (JPEG quality 90 or PNG), writes the COCO json, and skips a split that is already on disk
+with the same spec. Image ``i`` of a split depends only on ``(seed, i)`` and the drawing
+parameters, not on ``num_images``.
 
-* objects are 8-96 px on their long side (uniform), rotated, with per-class shape variation
-  (triangle angles, rectangle aspect, star depth, cross arm width);
-* every object and every distractor gets a random colour, so colour says nothing about the class
-  (an object's colour only has to stand out from what lies under it, objects included);
-* objects may overlap, but each keeps at least ``1 - max_occlusion`` of its area visible;
-* the background is a random gradient plus smooth noise and stripes, under distractors that are
-  not objects (lines, arcs, irregular blobs, pie slices, crescents), a few thin lines on top of
-  the objects, pixel noise, sometimes a blur, then JPEG compression.
-
-Boxes are amodal (the whole shape, also where it is hidden), XYWH in image pixels, with pixel
-``i`` spanning ``[i, i + 1)``; vertices sit on a 1/16 px grid, so box values are exact in JSON.
-``area`` is the shape's polygon area (what COCO stores for a mask), not ``w * h``.
-
-Image ``i`` of a split depends only on ``(seed, i)`` and the generation parameters, not on
-``num_images``. Everything is numpy + OpenCV; there is no drawing of annotations here.
-
-Layout written by :func:`generate_shapes_dataset`::
+Layout written by :func:`generate_shapes_split`::
 
     root/<split>/000001.jpg ...          # images
     root/annotations/<split>.json         # COCO json, written last, so it marks completion
+
+The json's ``info.generator`` records :data:`.shapes_render.GENERATOR_VERSION` and the spec's
+fields; a split is regenerated when they differ from what is asked for.
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
-import math
-import numbers
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, Tuple
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
+from .shapes_render import GENERATOR_VERSION, SHAPE_CLASSES, render_shapes, render_shapes_image
+from .shapes_spec import IMAGE_FORMATS, ShapesSpec
+
 __all__ = [
+    "IMAGE_FORMATS",
     "SHAPE_CLASSES",
+    "ShapesSpec",
     "generate_shapes_dataset",
+    "generate_shapes_split",
+    "render_shapes",
     "render_shapes_image",
     "shapes_dataset_paths",
 ]
 
 logger = logging.getLogger(__name__)
 
-SHAPE_CLASSES = ("circle", "triangle", "rectangle", "star", "cross")
-"""Class names; the COCO category id of ``SHAPE_CLASSES[k]`` is ``k + 1``."""
-
-# Bump when the rendering changes, so that datasets made by an older generator are remade.
-GENERATOR_VERSION = 2
-IMAGE_FORMATS = ("jpg", "png")
 JPEG_QUALITY = 90
-# OpenCV draws polygons with fixed-point vertices of SHIFT fractional bits: a 1/16 px grid.
-SHIFT = 4
-GRID = 1 << SHIFT
-# Least RGB distance of an object's colour from the mean colour under it and from each object it
-# covers (best effort: the farthest of 16 random colours when none is that far).
-MIN_CONTRAST = 80.0
-PLACEMENT_TRIES = 30  # per object; an object that never fits is dropped (the first always fits)
-CIRCLE_VERTICES = 64
 
 
-# ---------------------------------------------------------------------------------------------
-# Shapes: unit-size polygons, (V, 2) float (x, y), centred near the origin.
-# ---------------------------------------------------------------------------------------------
-def _circle(rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(CIRCLE_VERTICES) * (2 * math.pi / CIRCLE_VERTICES)
-    return np.stack([np.cos(t), np.sin(t)], axis=1)
-
-
-def _triangle(rng: np.random.Generator) -> np.ndarray:
-    # Corners 120 deg apart, each moved by up to 20 deg: every angle stays >= 40 deg (no slivers).
-    t = np.arange(3) * (2 * math.pi / 3) + rng.uniform(-0.35, 0.35, 3)
-    r = rng.uniform(0.8, 1.0, 3)
-    return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-
-
-def _rectangle(rng: np.random.Generator) -> np.ndarray:
-    a = rng.uniform(0.5, 1.0)  # short side / long side
-    return np.array([[-1, -a], [1, -a], [1, a], [-1, a]], dtype=np.float64)
-
-
-def _star(rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(10) * (math.pi / 5)
-    r = np.where(np.arange(10) % 2 == 0, 1.0, rng.uniform(0.38, 0.55))
-    return np.stack([r * np.cos(t), r * np.sin(t)], axis=1)
-
-
-def _cross(rng: np.random.Generator) -> np.ndarray:
-    w = rng.uniform(0.22, 0.38)  # half width of an arm; arms reach 1
-    return np.array(
-        [[w, -1], [w, -w], [1, -w], [1, w], [w, w], [w, 1]]
-        + [[-w, 1], [-w, w], [-1, w], [-1, -w], [-w, -w], [-w, -1]]
-    )
-
-
-_SHAPE_FNS = (_circle, _triangle, _rectangle, _star, _cross)
-assert len(_SHAPE_FNS) == len(SHAPE_CLASSES)
-
-
-def _polygon_area(pts: np.ndarray) -> float:
-    x, y = pts[:, 0], pts[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
-
-
-def _to_cv(pts: np.ndarray) -> np.ndarray:
-    """Pixel coordinates (pixel i spans [i, i + 1)) -> OpenCV's fixed point (centres at i)."""
-    return (np.rint(pts * GRID) - GRID // 2).astype(np.int32)
-
-
-# ---------------------------------------------------------------------------------------------
-# Background and distractors
-# ---------------------------------------------------------------------------------------------
-def _random_color(rng: np.random.Generator) -> Tuple[int, int, int]:
-    return tuple(int(c) for c in rng.integers(0, 256, 3))
-
-
-def _pick_color(rng: np.random.Generator, avoid: np.ndarray, tries: int = 16) -> np.ndarray:
-    """A random colour at least MIN_CONTRAST from each row of ``avoid`` (P, 3), if one of
-    ``tries`` candidates is; else the candidate farthest from them."""
-    cands = rng.integers(0, 256, (tries, 3))
-    dist = np.linalg.norm(cands[:, None, :] - avoid[None, :, :], axis=2).min(1)  # (tries,)
-    ok = np.flatnonzero(dist >= MIN_CONTRAST)
-    return cands[ok[0] if len(ok) else int(dist.argmax())]
-
-
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """(H, W, 3) float32: gradient + smooth noise + stripes."""
-    c0, c1 = rng.uniform(0, 255, (2, 3)).astype(np.float32)
-    theta = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    t = xx * math.cos(theta) / w + yy * math.sin(theta) / h
-    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-    img = c0 + (c1 - c0) * t[..., None]
-    g = int(rng.integers(3, 9))  # smooth noise: a coarse random grid, upsampled
-    coarse = rng.standard_normal((g, g, 3), dtype=np.float32) * rng.uniform(10, 40)
-    img += cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
-    if rng.random() < 0.5:
-        period, phi, amp = rng.uniform(6, 40), rng.uniform(0, 2 * math.pi), rng.uniform(5, 25)
-        a = rng.uniform(0, 2 * math.pi)
-        phase = (xx * math.cos(a) + yy * math.sin(a)) * (2 * math.pi / period) + phi
-        img += (amp * np.sin(phase))[..., None] * rng.uniform(-1, 1, 3).astype(np.float32)
-    return img
-
-
-def _draw_distractors(rng: np.random.Generator, img: np.ndarray, count: int) -> None:
-    """Things that are not objects: lines, arcs, irregular blobs, pie slices, crescents."""
-    h, w = img.shape[:2]
-    for _ in range(count):
-        kind = int(rng.integers(0, 5))
-        color = _random_color(rng)
-        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
-        if kind == 0:  # line
-            x1, y1 = int(rng.integers(0, w)), int(rng.integers(0, h))
-            thickness = int(rng.integers(1, 5))
-            cv2.line(img, (cx, cy), (x1, y1), color, thickness, cv2.LINE_AA)
-        elif kind == 1:  # arc of an ellipse, open
-            axes = (int(rng.integers(6, 50)), int(rng.integers(6, 50)))
-            start = float(rng.uniform(0, 360))
-            sweep = float(rng.uniform(40, 200))
-            thickness = int(rng.integers(1, 4))
-            cv2.ellipse(
-                img, (cx, cy), axes, 0.0, start, start + sweep, color, thickness, cv2.LINE_AA
-            )
-        elif kind == 2:  # blob: a lumpy, elongated closed curve (never round)
-            t = np.arange(32) * (2 * math.pi / 32)
-            a2, a3 = rng.uniform(0.25, 0.45), rng.uniform(0.1, 0.3)
-            p2, p3 = rng.uniform(0, 2 * math.pi, 2)
-            r = rng.uniform(6, 40) * (1 + a2 * np.cos(2 * t + p2) + a3 * np.cos(3 * t + p3))
-            pts = np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], axis=1)
-            cv2.fillPoly(img, [_to_cv(pts)], color, cv2.LINE_AA, SHIFT)
-        elif kind == 3:  # pie slice: wide enough not to read as a triangle, too narrow for a disc
-            axes = (int(rng.integers(10, 45)),) * 2
-            start = float(rng.uniform(0, 360))
-            sweep = float(rng.uniform(110, 200))
-            cv2.ellipse(img, (cx, cy), axes, 0.0, start, start + sweep, color, -1, cv2.LINE_AA)
-        else:  # crescent: a disc minus an overlapping disc
-            r = int(rng.integers(6, 40))
-            m = np.zeros((h, w), np.uint8)
-            cv2.circle(m, (cx, cy), r, 1, -1)
-            a = rng.uniform(0, 2 * math.pi)
-            d = rng.uniform(0.3, 0.7) * r
-            cv2.circle(m, (int(cx + d * math.cos(a)), int(cy + d * math.sin(a))), r, 0, -1)
-            img[m.astype(bool)] = color
-
-
-# ---------------------------------------------------------------------------------------------
-# One image
-# ---------------------------------------------------------------------------------------------
-_RENDER_KEYS = ("min_objects", "max_objects", "min_size", "max_size", "max_occlusion")
-
-
-def _check_params(image_size, min_objects, max_objects, min_size, max_size, max_occlusion):
-    h, w = (image_size,) * 2 if isinstance(image_size, numbers.Integral) else tuple(image_size)
-    if not 1 <= min_objects <= max_objects:
-        raise ValueError(
-            f"need 1 <= min_objects <= max_objects, got min_objects={min_objects}, "
-            f"max_objects={max_objects}"
-        )
-    if not 1 <= min_size <= max_size - 1 <= min(h, w) - 1:
-        raise ValueError(
-            f"need 1 <= min_size <= max_size - 1 <= min(image_size) - 1 = {min(h, w) - 1}, "
-            f"got min_size={min_size}, max_size={max_size}"
-        )
-    if not 0.0 <= max_occlusion < 1.0:
-        raise ValueError(f"max_occlusion must be in [0, 1), got {max_occlusion}")
-    return int(h), int(w)
-
-
-def render_shapes_image(
-    rng: np.random.Generator,
-    image_size: Union[int, Sequence[int]] = 256,
-    *,
-    min_objects: int = 1,
-    max_objects: int = 8,
-    min_size: float = 8,
-    max_size: float = 96,
-    max_occlusion: float = 0.6,
-) -> Tuple[np.ndarray, List[Dict[str, Any]]]:
-    """
-    Render one image of the shapes dataset.
-
-    Args:
-        rng: the only source of randomness.
-        image_size: ``S`` or ``(H, W)``, in pixels.
-        min_objects, max_objects: the object count is drawn uniformly from this range; an object
-            that finds no place within the occlusion limit after some tries is left out, so an
-            image may hold fewer than ``min_objects`` (but always at least one).
-        min_size, max_size: range of an object's long side (of its box), in pixels.
-        max_occlusion: the largest fraction of an object's area that later objects and
-            foreground lines may hide.
-
-    Returns:
-        image: (H, W, 3) uint8, BGR (colours are random, so the order only matters to viewers).
-        objects: one dict per object: ``bbox`` (XYWH, absolute pixels, amodal), ``area`` (pixels),
-            ``category_id`` (1-based index into :data:`SHAPE_CLASSES`), ``visible`` (fraction of
-            the area left visible).
-    """
-    h, w = _check_params(image_size, min_objects, max_objects, min_size, max_size, max_occlusion)
-    img = _background(rng, h, w)
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    _draw_distractors(rng, img, int(rng.integers(3, 13)))
-
-    # Sizes are drawn from [min_size + 1/16, max_size - 1/16] so that snapping the vertices to
-    # the 1/16 px grid keeps every long side within [min_size, max_size].
-    lo, hi = min_size + 1 / GRID, max_size - 1 / GRID
-    ids = np.zeros((h, w), np.int32)  # id + 1 of the topmost object at each pixel, 0: none
-    areas: List[int] = []  # drawn pixels of each object, as placed
-    visible: List[int] = []  # of those, still visible
-    colors: List[np.ndarray] = []
-    objects: List[Dict[str, Any]] = []
-    for _ in range(int(rng.integers(min_objects, max_objects + 1))):
-        for _ in range(PLACEMENT_TRIES):
-            cls = int(rng.integers(0, len(SHAPE_CLASSES)))
-            pts = _SHAPE_FNS[cls](rng)
-            if cls != 0:
-                a = rng.uniform(0, 2 * math.pi)
-                pts = pts @ np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
-            pts = pts - pts.min(0)
-            pts = pts * (rng.uniform(lo, hi) / pts.max())
-            pts = np.rint(pts * GRID) / GRID  # on the grid; min stays exactly 0
-            ext = pts.max(0)  # (w, h) of the box
-            off = np.floor(rng.uniform(0, 1, 2) * (np.array([w, h]) - ext) * GRID) / GRID
-            pts = pts + off
-            x0, y0 = int(off[0]), int(off[1])
-            x1, y1 = (int(v) for v in np.minimum(np.ceil(off + ext) + 1, [w, h]))
-            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(mask, [_to_cv(pts - [x0, y0])], 1, cv2.LINE_8, SHIFT)
-            m = mask.astype(bool)
-            n_pix = int(m.sum())
-            if n_pix == 0:
-                continue
-            under = ids[y0:y1, x0:x1][m]
-            hidden = np.bincount(under, minlength=len(areas) + 1)[1:]
-            after = np.asarray(visible, np.int64) - hidden
-            if np.any(after < (1 - max_occlusion) * np.asarray(areas)):
-                continue
-            # Its colour must stand out from what lies under it and from each object it covers.
-            avoid = [img[y0:y1, x0:x1][m].mean(0)] + [colors[j] for j in np.flatnonzero(hidden)]
-            color = _pick_color(rng, np.stack(avoid))
-            colors.append(color)
-            cv2.fillPoly(img, [_to_cv(pts)], tuple(int(c) for c in color), cv2.LINE_AA, SHIFT)
-            ids[y0:y1, x0:x1][m] = len(areas) + 1
-            visible = list(after) + [n_pix]
-            areas.append(n_pix)
-            objects.append(
-                {
-                    "bbox": [float(off[0]), float(off[1]), float(ext[0]), float(ext[1])],
-                    "area": _polygon_area(pts),
-                    "category_id": cls + 1,
-                }
-            )
-            break
-
-    # Thin lines over the objects, each kept only if it leaves every object visible enough.
-    for _ in range(int(rng.integers(0, 4))):
-        p0, p1 = rng.integers(0, [w, h], (2, 2))
-        m = np.zeros((h, w), np.uint8)
-        cv2.line(m, (int(p0[0]), int(p0[1])), (int(p1[0]), int(p1[1])), 1, 1, cv2.LINE_8)
-        m = m.astype(bool)
-        hidden = np.bincount(ids[m], minlength=len(areas) + 1)[1:]
-        after = np.asarray(visible, np.int64) - hidden
-        if np.any(after < (1 - max_occlusion) * np.asarray(areas)):
-            continue
-        img[m] = rng.integers(0, 256, 3)
-        ids[m] = 0
-        visible = list(after)
-
-    for obj, v, a in zip(objects, visible, areas):
-        obj["visible"] = float(v) / a
-    noisy = img.astype(np.float32)
-    noisy += rng.standard_normal((h, w, 3), dtype=np.float32) * rng.uniform(2, 10)
-    img = np.clip(noisy, 0, 255).astype(np.uint8)
-    if rng.random() < 0.3:
-        img = cv2.GaussianBlur(img, (3, 3), 0)
-    return img, objects
-
-
-# ---------------------------------------------------------------------------------------------
-# A split on disk
-# ---------------------------------------------------------------------------------------------
 def shapes_dataset_paths(root: str, split: str) -> Tuple[str, str]:
     """Returns ``(json_file, image_root)`` of ``split`` under ``root``; nothing is generated."""
     return os.path.join(root, "annotations", f"{split}.json"), os.path.join(root, split)
 
 
-def _is_complete(json_file: str, image_root: str, params: Dict[str, Any]) -> bool:
+def _is_complete(json_file: str, image_root: str, record: Dict[str, Any]) -> bool:
     if not (os.path.isfile(json_file) and os.path.isdir(image_root)):
         return False
     try:
@@ -337,7 +58,7 @@ def _is_complete(json_file: str, image_root: str, params: Dict[str, Any]) -> boo
             info = json.load(f).get("info", {})
     except (OSError, ValueError):
         return False
-    return info.get("generator") == params
+    return info.get("generator") == record
 
 
 @contextlib.contextmanager
@@ -356,90 +77,76 @@ def _file_lock(path: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def generate_shapes_dataset(
-    root: str,
-    split: str,
-    num_images: int,
-    seed: int,
-    image_size: Union[int, Sequence[int]] = 256,
-    *,
-    min_objects: int = 1,
-    max_objects: int = 8,
-    min_size: float = 8,
-    max_size: float = 96,
-    max_occlusion: float = 0.6,
-    image_format: str = "jpg",
-) -> str:
+def generate_shapes_split(root: str, split: str, spec: ShapesSpec) -> str:
     """
-    Write a split of the shapes dataset (see the module docstring), unless it is already there.
+    Write split ``split`` of the shapes dataset, drawn as ``spec`` says, unless it is already
+    there.
 
     Image files go to ``root/<split>/`` and the COCO json to ``root/annotations/<split>.json``
     (see :func:`shapes_dataset_paths`). Images are written to a temporary directory that is then
     renamed, and the json, written last, is renamed into place too, so an interrupted run leaves
-    no complete-looking split. A split whose json records the same parameters is kept as is (no
-    file is rewritten); one with other parameters is replaced. Concurrent calls (one per process)
-    wait for each other.
+    no complete-looking split. A split whose json records the same spec is kept as is (no file is
+    rewritten); one with another spec is replaced. Concurrent calls (one per process) wait for
+    each other.
 
     Args:
         root: dataset directory, created if missing.
         split: name of the split, e.g. ``"train"``; a plain directory name.
-        num_images: at least 1.
-        seed: image ``i`` is rendered from ``np.random.default_rng([seed, i])``.
-        image_size, min_objects, max_objects, min_size, max_size, max_occlusion: see
-            :func:`render_shapes_image`.
-        image_format: one of ``IMAGE_FORMATS`` ("jpg": quality 90, or "png": lossless).
+        spec: what to draw and how many images.
 
     Returns:
         The path of the COCO json file.
     """
-    if image_format not in IMAGE_FORMATS:
-        raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}")
-    if num_images < 1:
-        raise ValueError(f"num_images must be >= 1, got {num_images}")
     if not split or os.sep in split or split.startswith("."):
         raise ValueError(f"split must be a plain directory name, got {split!r}")
-    h, w = _check_params(image_size, min_objects, max_objects, min_size, max_size, max_occlusion)
-    params = {
-        "version": GENERATOR_VERSION,
-        "num_images": int(num_images),
-        "seed": int(seed),
-        "image_size": [h, w],
-        "min_objects": int(min_objects),
-        "max_objects": int(max_objects),
-        "min_size": float(min_size),
-        "max_size": float(max_size),
-        "max_occlusion": float(max_occlusion),
-        "image_format": image_format,
-    }
+    if not isinstance(spec, ShapesSpec):
+        raise TypeError(f"spec must be a ShapesSpec, got {type(spec).__name__}")
+    record = _generator_record(spec)
     json_file, image_root = shapes_dataset_paths(root, split)
-    if _is_complete(json_file, image_root, params):
+    if _is_complete(json_file, image_root, record):
         return json_file
     os.makedirs(os.path.dirname(json_file), exist_ok=True)
     with _file_lock(os.path.join(root, f".{split}.lock")):
-        if _is_complete(json_file, image_root, params):  # made by another process meanwhile
+        if _is_complete(json_file, image_root, record):  # made by another process meanwhile
             return json_file
-        _write_split(json_file, image_root, split, params)
+        _write_split(json_file, image_root, split, spec, record)
     return json_file
 
 
-def _write_split(json_file: str, image_root: str, split: str, params: Dict[str, Any]) -> None:
-    logger.info(f"Generating shapes split {split!r} ({params['num_images']} images) ...")
+def generate_shapes_dataset(root: str, split: str, *args: Any, **kwargs: Any) -> str:
+    """
+    ``generate_shapes_split(root, split, ShapesSpec(*args, **kwargs))``: the spec's fields as
+    arguments, e.g. ``generate_shapes_dataset(root, "val", num_images=200, seed=1)``.
+    """
+    return generate_shapes_split(root, split, ShapesSpec(*args, **kwargs))
+
+
+def _generator_record(spec: ShapesSpec) -> Dict[str, Any]:
+    """What the json records in ``info.generator``, in this order (the json's bytes depend on it):
+    the version, then the spec's fields, ``image_size`` as the list that json gives back."""
+    record = {"version": GENERATOR_VERSION, **dataclasses.asdict(spec)}
+    record["image_size"] = list(spec.image_size)  # keeps its place among the keys
+    return record
+
+
+def _write_split(
+    json_file: str, image_root: str, split: str, spec: ShapesSpec, record: Dict[str, Any]
+) -> None:
+    logger.info(f"Generating shapes split {split!r} ({spec.num_images} images) ...")
     root = os.path.dirname(image_root) or "."
     # The json marks completion: remove a stale one before touching the images.
     if os.path.exists(json_file):
         os.remove(json_file)
-    h, w = params["image_size"]
-    ext = params["image_format"]
+    h, w = spec.image_size
+    ext = spec.image_format
     encode_args = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext == "jpg" else []
-    render_kwargs = {k: params[k] for k in _RENDER_KEYS}
     images, annotations = [], []
     tmp_dir = tempfile.mkdtemp(prefix=f".{split}.tmp-", dir=root)
     os.chmod(tmp_dir, 0o755)  # mkdtemp makes it private
-    progress = tqdm(range(params["num_images"]), desc=f"shapes {split}", unit="img", leave=False)
+    progress = tqdm(range(spec.num_images), desc=f"shapes {split}", unit="img", leave=False)
     try:
         for i in progress:
-            rng = np.random.default_rng([params["seed"], i])
-            img, objects = render_shapes_image(rng, (h, w), **render_kwargs)
+            img, objects = render_shapes(spec, i)
             file_name = f"{i + 1:06d}.{ext}"
             ok, buf = cv2.imencode(f".{ext}", img, encode_args)
             assert ok, file_name
@@ -465,7 +172,7 @@ def _write_split(json_file: str, image_root: str, split: str, params: Dict[str, 
         raise
 
     coco = {
-        "info": {"description": "centernet-d2 synthetic shapes", "generator": params},
+        "info": {"description": "centernet-d2 synthetic shapes", "generator": record},
         "licenses": [],
         "images": images,
         "annotations": annotations,

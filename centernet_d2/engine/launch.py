@@ -42,7 +42,7 @@ def launch(
         return main_func(*args)
     if dist_url == "auto":
         if num_machines != 1:
-            raise ValueError("--dist-url auto works on one machine only; give tcp://HOST:PORT")
+            raise ValueError('dist_url "auto" works on one machine only; give tcp://HOST:PORT')
         dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
     mp.start_processes(
         _distributed_worker,

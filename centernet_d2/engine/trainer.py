@@ -1,8 +1,10 @@
 """``Trainer``: Detectron2's ``DefaultTrainer`` with CenterNet's data, optimisers and evaluators."""
 
 import logging
+import os
+import weakref
+from collections import OrderedDict
 from typing import Dict, List
-from unittest import mock
 
 import torch
 from detectron2.data import (
@@ -11,11 +13,12 @@ from detectron2.data import (
     get_detection_dataset_dicts,
 )
 from detectron2.data.build import filter_images_with_only_crowd_annotations
-from detectron2.engine import DefaultTrainer
-from detectron2.engine import defaults as d2_defaults
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
+from detectron2.engine.defaults import create_ddp_model as d2_create_ddp_model
 from detectron2.evaluation import COCOEvaluator
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import check_training_keys
@@ -24,6 +27,7 @@ from ..data.mapper import CenterNetDatasetMapper
 from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
 from ..evaluation import PascalVOCEvaluator
 from ..layers import ModulatedDeformConv2d
+from ..modeling.tta import CenterNetWithTTA
 from .checkpoint import SafeCheckpointer
 from .train_loop import CPUAutocastTrainer
 
@@ -32,7 +36,6 @@ __all__ = ["Trainer", "OPTIMIZERS", "create_ddp_model"]
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("SGD", "ADAM", "ADAMW")
-_d2_create_ddp_model = d2_defaults.create_ddp_model
 # Detectron2 after v0.6 checkpoints the optimiser ("_trainer" in DefaultTrainer.state_dict)
 _D2_SAVES_OPTIMIZER = "state_dict" in vars(DefaultTrainer)
 
@@ -41,7 +44,7 @@ def create_ddp_model(model, *, fp16_compression=False, **kwargs):
     """Detectron2's ``create_ddp_model`` that also wraps CPU models (gloo): no ``device_ids``."""
     if comm.get_world_size() > 1 and next(model.parameters()).device.type == "cpu":
         return DistributedDataParallel(model, **kwargs)
-    return _d2_create_ddp_model(model, fp16_compression=fp16_compression, **kwargs)
+    return d2_create_ddp_model(model, fp16_compression=fp16_compression, **kwargs)
 
 
 class Trainer(DefaultTrainer):
@@ -54,19 +57,48 @@ class Trainer(DefaultTrainer):
     """
 
     def __init__(self, cfg):
-        cpu_amp = cfg.SOLVER.AMP.ENABLED and cfg.MODEL.DEVICE == "cpu"
-        if cpu_amp:  # Detectron2's AMPTrainer needs CUDA: build a plain one, then swap it
-            cfg = cfg.clone()
-            cfg.defrost()
-            cfg.SOLVER.AMP.ENABLED = False
-            cfg.freeze()
-        with mock.patch.object(d2_defaults, "create_ddp_model", create_ddp_model):
-            with mock.patch.object(d2_defaults, "DetectionCheckpointer", SafeCheckpointer):
-                super().__init__(cfg)
-        if cpu_amp:
+        """``DefaultTrainer.__init__``'s steps, with this project's DDP wrapper (CPU processes
+        too), training loop (:meth:`build_train_loop`) and checkpointer (:class:`SafeCheckpointer`),
+        which ``DefaultTrainer`` creates inline."""
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = create_ddp_model(model, broadcast_buffers=False)
+        self._trainer = self.build_train_loop(cfg, model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = SafeCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    @classmethod
+    def build_train_loop(cls, cfg, model, data_loader, optimizer) -> SimpleTrainer:
+        """Detectron2's ``AMPTrainer`` for ``SOLVER.AMP.ENABLED`` on GPUs,
+        :class:`CPUAutocastTrainer` (bfloat16 autocast) for it on the CPU, else
+        ``SimpleTrainer``."""
+        if not cfg.SOLVER.AMP.ENABLED:
+            return SimpleTrainer(model, data_loader, optimizer)
+        if cfg.MODEL.DEVICE == "cpu":
             logger.info("SOLVER.AMP.ENABLED on CPU: the forward pass runs in bfloat16 autocast")
-            t = self._trainer
-            self._trainer = CPUAutocastTrainer(t.model, t.data_loader, t.optimizer)
+            return CPUAutocastTrainer(model, data_loader, optimizer)
+        return AMPTrainer(model, data_loader, optimizer)
+
+    @classmethod
+    def test_with_TTA(cls, cfg, model):
+        """Evaluate ``model`` wrapped in :class:`~centernet_d2.modeling.CenterNetWithTTA`
+        (``TEST.AUG``), as Detectron2's tools do for R-CNNs; result names end in "_TTA"."""
+        model = CenterNetWithTTA(cfg, getattr(model, "module", model))
+        evaluators = [
+            cls.build_evaluator(cfg, name, os.path.join(cfg.OUTPUT_DIR, "inference_TTA"))
+            for name in cfg.DATASETS.TEST
+        ]
+        results = cls.test(cfg, model, evaluators)
+        return OrderedDict((k + "_TTA", v) for k, v in results.items())
 
     def resume_or_load(self, resume: bool = True) -> None:
         """Detectron2's ``resume_or_load`` (model, optimiser, LR scheduler and iteration from

@@ -3,21 +3,26 @@
 from . import backbone  # noqa: F401  (registers the backbones)
 from .decode import decode_boxes, decode_ltrb_boxes, decode_predictions, to_instances, topk_peaks
 from .head import BOX_HEADS, CenterNetHead
-from .losses import heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
+from .losses import LossSettings, heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
 from .meta_arch import CenterNet
 from .targets import (
     CenterNetTargets,
+    TargetSettings,
     build_targets,
     cornernet_radius,
     draw_gaussians,
     ltrb_targets,
     ttf_radii,
 )
+from .tta import CenterNetWithTTA
 
 __all__ = [
     "BOX_HEADS",
     "CenterNet",
+    "CenterNetWithTTA",
     "CenterNetHead",
+    "TargetSettings",
+    "LossSettings",
     "CenterNetTargets",
     "build_targets",
     "cornernet_radius",

@@ -29,9 +29,11 @@ def topk_peaks(heatmap_logits: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
         heatmap_logits: (N, K, H, W), any memory format.
     Returns:
         scores (N, T) in [0, 1], descending; classes (N, T) long; positions (N, T) long
-        ``y * W + x``; T = min(k, K * H * W). Where an image has fewer than T peaks, the rest have
-        score 0 (logit -inf).
+        ``y * W + x``; T = min(k, K * H * W) (0 for k = 0: empty tensors). Where an image has
+        fewer than T peaks, the rest have score 0 (logit -inf).
     """
+    if k < 0:
+        raise ValueError(f"the number of detections k must be >= 0, got {k}")
     if torch.jit.is_tracing() or torch.jit.is_scripting() or _is_compiling():
         N, K, H, W = heatmap_logits.shape
         top, idx = _dense_peaks(heatmap_logits).flatten(1).topk(min(k, K * H * W))
@@ -97,6 +99,9 @@ def _topk_peaks_by_rows(logits: Tensor, k: int) -> Tuple[Tensor, Tensor]:
     the six of a dense 3x3 max, mask and top-k; smooth maps need a few hundred rows of thousands.
     """
     N, K, H, W = logits.shape
+    if k == 0 or K * H * W == 0:  # TEST.DETECTIONS_PER_IMAGE 0: there is no k-th peak
+        empty = logits.new_empty(N, 0)
+        return empty, empty.long()
     if N > 1 and logits.is_contiguous(memory_format=torch.channels_last):
         # batched reductions over W are slow in this layout; one image at a time is not
         parts = [_topk_peaks_by_rows(logits[i : i + 1], k) for i in range(N)]
@@ -139,14 +144,17 @@ def decode_boxes(
         stride: input pixels per cell.
         k: detections per image.
     Returns:
-        boxes (N, T, 4) XYXY in input pixels, scores (N, T), classes (N, T) long.
+        boxes (N, T, 4) float32 XYXY in input pixels, scores (N, T), classes (N, T) long.
     """
     N, K, H, W = heatmap_logits.shape
     scores, classes, pos = topk_peaks(heatmap_logits, k)
-    xy = torch.stack([pos % W, torch.div(pos, W, rounding_mode="floor")], dim=2)  # (N, T, 2)
+    # float32 positions and sums: in bfloat16 (autocast) x + dx rounds to a whole cell at x > 128
+    x = (pos % W).float()
+    y = torch.div(pos, W, rounding_mode="floor").float()
+    xy = torch.stack([x, y], dim=2)  # (N, T, 2)
     gather = pos[:, None, :].expand(-1, 2, -1)  # (N, 2, T)
-    wh = size.flatten(2).gather(2, gather).transpose(1, 2)  # (N, T, 2)
-    center = xy + offset.flatten(2).gather(2, gather).transpose(1, 2)  # (N, T, 2)
+    wh = size.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 2)
+    center = xy + offset.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 2)
     boxes = torch.cat([center - wh / 2, center + wh / 2], dim=2) * stride
     return boxes, scores, classes
 
@@ -165,7 +173,7 @@ def decode_ltrb_boxes(
         stride: input pixels per cell.
         k: detections per image.
     Returns:
-        boxes (N, T, 4) XYXY in input pixels, scores (N, T), classes (N, T) long.
+        boxes (N, T, 4) float32 XYXY in input pixels, scores (N, T), classes (N, T) long.
     """
     N, K, H, W = heatmap_logits.shape
     scores, classes, pos = topk_peaks(heatmap_logits, k)
@@ -180,18 +188,19 @@ def decode_ltrb_boxes(
 
 
 def decode_predictions(
-    predictions: Dict[str, Tensor], stride: int, k: int
+    predictions: Dict[str, Tensor], stride: int, k: int, box_head: str
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    """:func:`decode_ltrb_boxes` of the head's outputs if they have "box" (the ltrb head), else
+    """:func:`decode_ltrb_boxes` of the head's outputs for the "ltrb" box head, else
     :func:`decode_boxes` of "size" and "offset".
 
     Args:
-        predictions: "heatmap" (N, K, H, W) logits and "box" (N, 4, H, W) or "size" and
-            "offset" (N, 2, H, W), in cells.
+        predictions: "heatmap" (N, K, H, W) logits and "box" (N, 4, H, W) ("ltrb") or "size"
+            and "offset" (N, 2, H, W) ("size_offset"), in cells.
+        box_head: the head's ``box_head``.
     Returns:
         boxes (N, T, 4) XYXY in input pixels, scores (N, T), classes (N, T) long.
     """
-    if "box" in predictions:
+    if box_head == "ltrb":
         return decode_ltrb_boxes(predictions["heatmap"], predictions["box"], stride, k)
     return decode_boxes(
         predictions["heatmap"], predictions["size"], predictions["offset"], stride, k

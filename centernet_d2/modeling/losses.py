@@ -4,12 +4,45 @@ Shape shorthand:
     N: images, K: classes, M: objects, H/W: output grid.
 """
 
+from dataclasses import dataclass, field
+from typing import Dict
+
 import torch
 import torch.nn.functional as F
 from fvcore.nn import giou_loss
 from torch import Tensor
 
-__all__ = ["heatmap_focal_loss", "l1_at_peaks", "gather_at_peaks", "weighted_giou_loss"]
+__all__ = [
+    "LossSettings",
+    "heatmap_focal_loss",
+    "l1_at_peaks",
+    "gather_at_peaks",
+    "weighted_giou_loss",
+]
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """A model's loss settings (``MODEL.CENTERNET.*``).
+
+    Attributes:
+        weights: factor of each loss: "loss_heatmap" (``HEATMAP_WEIGHT``) and "loss_size",
+            "loss_offset" (``SIZE_WEIGHT``, ``OFFSET_WEIGHT``; "size_offset" box head) or
+            "loss_box" (``BOX_WEIGHT``; "ltrb" box head).
+        focal_alpha, focal_beta: exponents of :func:`heatmap_focal_loss` (``FOCAL_ALPHA``,
+            ``FOCAL_BETA``).
+    """
+
+    weights: Dict[str, float] = field(
+        default_factory=lambda: {
+            "loss_heatmap": 1.0,
+            "loss_size": 0.1,
+            "loss_offset": 1.0,
+            "loss_box": 5.0,
+        }
+    )  # the config's defaults; a box head reads the weights of its own losses
+    focal_alpha: float = 2.0
+    focal_beta: float = 4.0
 
 
 def heatmap_focal_loss(

@@ -23,6 +23,7 @@ from torch import Tensor
 
 __all__ = [
     "TARGET_KINDS",
+    "TargetSettings",
     "CenterNetTargets",
     "cornernet_radius",
     "ttf_radii",
@@ -32,6 +33,31 @@ __all__ = [
 ]
 
 TARGET_KINDS = ("cornernet", "ttf")
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """How a model's targets are drawn (``MODEL.CENTERNET.*``), see :func:`build_targets`.
+
+    Attributes:
+        kind: "cornernet" (round gaussian, radius from ``min_overlap``) or "ttf" (elliptical
+            gaussian, radii ``ttf_alpha`` times half the box sides), ``TARGET_KIND``.
+        min_overlap: ``MIN_OVERLAP`` of the CornerNet radius.
+        ttf_alpha: ``TTF_ALPHA``.
+        ltrb_beta: ``TTF_BETA``: the ltrb regression area, gaussians of radii ``ltrb_beta``
+            times half the box sides (used by the "ltrb" box head only).
+    """
+
+    kind: str = "cornernet"
+    min_overlap: float = 0.7
+    ttf_alpha: float = 0.54
+    ltrb_beta: float = 0.54
+
+    def __post_init__(self):
+        if self.kind not in TARGET_KINDS:
+            raise ValueError(
+                f"MODEL.CENTERNET.TARGET_KIND must be one of {TARGET_KINDS}, got {self.kind!r}"
+            )
 
 
 @torch.no_grad()
@@ -208,34 +234,36 @@ def build_targets(
     image_sizes: List[Tuple[int, int]],
     shape: Tuple[int, int, int, int],
     stride: int,
-    kind: str = "cornernet",
-    min_overlap: float = 0.7,
-    ttf_alpha: float = 0.54,
-    ltrb_beta: Optional[float] = None,
+    settings: TargetSettings = TargetSettings(),
+    with_ltrb: bool = False,
 ) -> CenterNetTargets:
     """Build heatmap, size and offset targets for a batch, and the ltrb targets if asked.
 
     Boxes are clipped to their image; boxes with no area left (zero, negative or outside the image)
     are dropped. Images without objects give all-zero heatmaps.
 
+    Raises:
+        ValueError: a class id outside [0, K).
+
     Args:
         gt_instances: per image, ``gt_boxes`` (XYXY, input pixels) and ``gt_classes`` (in [0, K)).
         image_sizes: per image, (height, width) before padding, in input pixels.
         shape: (N, K, H, W) of the heatmap.
         stride: input pixels per output cell.
-        kind: "cornernet" (round gaussian, radius from ``min_overlap``) or "ttf" (elliptical
-            gaussian, radii ``ttf_alpha`` times half the box sides).
-        ltrb_beta: if given, also the ltrb targets of :func:`ltrb_targets` (``box``,
-            ``box_weight``) on the elliptical gaussians of radii ``ltrb_beta`` times half the box
-            sides (TTFNet's beta), each object weighing ``log(max(area, 1))``, area in input
-            pixels^2 (TTFNet's log-area weight; boxes under 1 px^2 get no weight, not a negative
-            one).
+        settings: the gaussians (:class:`TargetSettings`).
+        with_ltrb: also the ltrb targets of :func:`ltrb_targets` (``box``, ``box_weight``) on
+            the elliptical gaussians of radii ``settings.ltrb_beta`` times half the box sides
+            (TTFNet's beta), each object weighing ``log(max(area, 1))``, area in input pixels^2
+            (TTFNet's log-area weight; boxes under 1 px^2 get no weight, not a negative one).
     """
-    if kind not in TARGET_KINDS:
-        raise ValueError(f"target kind must be one of {TARGET_KINDS}, got {kind!r}")
     N, K, H, W = shape
     boxes = torch.cat([x.gt_boxes.tensor for x in gt_instances])  # (M, 4)
     classes = torch.cat([x.gt_classes for x in gt_instances]).long()  # (M,)
+    bad = (classes < 0) | (classes >= K)
+    if bool(bad.any()):  # else drawn into another image's or class's heatmap plane
+        raise ValueError(
+            f"gt_classes must be in [0, K) = [0, {K}), got {classes[bad].unique().tolist()}"
+        )
     device = boxes.device
     image = torch.repeat_interleave(
         torch.arange(len(gt_instances), device=device),
@@ -251,16 +279,16 @@ def build_targets(
     centers = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (M, 2) cells
     cells = centers.floor().long()
     cells = torch.minimum(cells, torch.tensor([W - 1, H - 1], device=device))
-    if kind == "cornernet":
-        radii = cornernet_radius(sizes, min_overlap).floor().long()[:, None].expand(-1, 2)
+    if settings.kind == "cornernet":
+        radii = cornernet_radius(sizes, settings.min_overlap).floor().long()[:, None].expand(-1, 2)
     else:
-        radii = ttf_radii(sizes, ttf_alpha)
+        radii = ttf_radii(sizes, settings.ttf_alpha)
     heatmap = draw_gaussians(cells, radii, image * K + classes, shape)
     box = box_weight = None
-    if ltrb_beta is not None:
+    if with_ltrb:
         log_areas = (boxes[:, 2:] - boxes[:, :2]).prod(dim=1).clamp(min=1).log()  # (M,) of px^2
         box, box_weight = ltrb_targets(
-            boxes / stride, log_areas, image, cells, ttf_radii(sizes, ltrb_beta), (N, H, W)
+            boxes / stride, log_areas, image, cells, ttf_radii(sizes, settings.ltrb_beta), (N, H, W)
         )
     return CenterNetTargets(
         heatmap=heatmap,

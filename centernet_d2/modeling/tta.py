@@ -1,25 +1,29 @@
-"""Test-time augmentation of CenterNet as pure functions: flip merging of the head's outputs,
-resizing for multi-scale testing, and merging of the detections of several scales.
+"""Test-time augmentation of CenterNet: :class:`CenterNetWithTTA`, a wrapper around a trained
+``CenterNet`` like Detectron2's ``GeneralizedRCNNWithTTA``, and the pure functions it runs: flip
+merging of the head's outputs, resizing for multi-scale testing, and merging of the detections of
+several scales.
 
-:class:`~.meta_arch.CenterNet` runs them when built with ``TEST.AUG.ENABLED``: per scale it runs
-the network on the images and their mirror images in one batch, merges the two outputs with
-:func:`merge_flipped` before decoding, maps the detections to the original images, and merges
-the scales with :func:`merge_detections`.
+Per scale the wrapper runs the model's network on the images and their mirror images in one
+batch, merges the two outputs with :func:`merge_flipped` before decoding, maps the detections to
+the original images, and merges the scales with :func:`merge_detections`.
 
 Shape shorthand:
     N: images, K: classes, H/W: output grid, V: views (augmented copies) of an image.
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from detectron2.config import configurable
 from detectron2.data.transforms import ResizeShortestEdge
+from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Instances
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
 __all__ = [
+    "CenterNetWithTTA",
     "mean_probability_logits",
     "merge_flipped",
     "scaled_size",
@@ -46,7 +50,9 @@ def mean_probability_logits(logits: Sequence[Tensor]) -> Tensor:
     return torch.logsumexp(F.logsigmoid(x), dim=0) - torch.logsumexp(F.logsigmoid(-x), dim=0)
 
 
-def merge_flipped(predictions: Dict[str, Tensor], mirrored: Dict[str, Tensor]) -> Dict[str, Tensor]:
+def merge_flipped(
+    predictions: Dict[str, Tensor], mirrored: Dict[str, Tensor], box_head: str
+) -> Dict[str, Tensor]:
     """Merge the head's outputs on images and on their horizontal mirror images (the whole padded
     input flipped, so output cell x of the mirror is cell W - 1 - x of the image).
 
@@ -60,26 +66,19 @@ def merge_flipped(predictions: Dict[str, Tensor], mirrored: Dict[str, Tensor]) -
 
     Args:
         predictions, mirrored: the head's outputs, "heatmap" (N, K, H, W) logits and "size" /
-            "offset" (N, 2, H, W) or "box" (N, 4, H, W), in cells.
+            "offset" (N, 2, H, W) (``box_head`` "size_offset") or "box" (N, 4, H, W) ("ltrb"),
+            in cells.
+        box_head: the head's ``box_head``.
     Returns:
         the merged outputs, same keys and shapes.
     """
-    merged = {}
-    for name, x in predictions.items():
-        back = mirrored[name].flip(-1)
-        if name == "heatmap":
-            merged[name] = mean_probability_logits([x, back])
-        elif name == "size":
-            merged[name] = (x + back) / 2
-        elif name == "box":
-            merged[name] = (x + back[:, _MIRROR_LTRB]) / 2
-        elif name == "offset":
-            merged[name] = x
-        else:
-            raise ValueError(
-                f"flip test-time augmentation merges the outputs heatmap, size, offset and box, "
-                f"got {name!r}"
-            )
+    back = {name: x.flip(-1) for name, x in mirrored.items()}
+    merged = {"heatmap": mean_probability_logits([predictions["heatmap"], back["heatmap"]])}
+    if box_head == "ltrb":
+        merged["box"] = (predictions["box"] + back["box"][:, _MIRROR_LTRB]) / 2
+    else:
+        merged["size"] = (predictions["size"] + back["size"]) / 2
+        merged["offset"] = predictions["offset"]
     return merged
 
 
@@ -118,3 +117,104 @@ def merge_detections(instances: List[Instances], nms_thresh: float, topk: int) -
         merged.pred_boxes.tensor.float(), merged.scores.float(), merged.pred_classes, nms_thresh
     )
     return merged[keep[:topk]]
+
+
+class CenterNetWithTTA(nn.Module):
+    """A trained ``CenterNet`` with test-time augmentation, same inputs and outputs as its
+    inference (``[{"instances": Instances}]`` in each input's "height" x "width"), built from
+    Detectron2's ``TEST.AUG`` keys: ``FLIP``, ``MIN_SIZES`` (empty: the inputs' own size) and
+    ``MAX_SIZE``, and ``MODEL.CENTERNET.TTA_NMS_THRESH``. Used by ``Trainer.test_with_TTA``,
+    ``tools/train_net.py --eval-only`` and ``CenterNetPredictor`` when ``TEST.AUG.ENABLED``.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        flip: bool = True,
+        min_sizes: Sequence[int] = (),
+        max_size: int = 4000,
+        nms_thresh: float = 0.5,
+    ):
+        """
+        Args:
+            model: a ``CenterNet`` (not wrapped in DistributedDataParallel), run in eval mode.
+            flip: also run on the mirror images and merge the outputs (flip test).
+            min_sizes: run at each of these short sides (long side at most ``max_size``), input
+                pixels, and merge the detections; empty: the inputs' own size alone.
+            nms_thresh: IoU of the class-wise NMS that merges the detections of several scales.
+        """
+        super().__init__()
+        if any(int(s) != s or s <= 0 for s in min_sizes):
+            raise ValueError(
+                f"TEST.AUG.MIN_SIZES must be positive integers (pixels), got {min_sizes}"
+            )
+        if not 0 < nms_thresh <= 1:
+            raise ValueError(f"MODEL.CENTERNET.TTA_NMS_THRESH must be in (0, 1], got {nms_thresh}")
+        self.model = model
+        self.flip = flip
+        self.min_sizes = tuple(int(s) for s in min_sizes)
+        self.max_size = max_size
+        self.nms_thresh = nms_thresh
+
+    @classmethod
+    def from_config(cls, cfg, model: nn.Module):
+        aug = cfg.TEST.AUG
+        return {
+            "model": model,
+            "flip": aug.FLIP,
+            "min_sizes": tuple(aug.MIN_SIZES),
+            "max_size": aug.MAX_SIZE,
+            "nms_thresh": cfg.MODEL.CENTERNET.TTA_NMS_THRESH,
+        }
+
+    def predict(self, images: Tensor) -> Dict[str, Tensor]:
+        """The model's network outputs on normalised images (N, 3, H, W); with ``flip`` the
+        outputs on the images and on their mirror images (one batch of 2N) merged by
+        :func:`merge_flipped`."""
+        if not self.flip:
+            return self.model.run_network(images)
+        n = images.shape[0]
+        out = self.model.run_network(torch.cat([images, images.flip(-1)]))
+        return merge_flipped(
+            {k: v[:n] for k, v in out.items()},
+            {k: v[n:] for k, v in out.items()},
+            self.model.box_head,
+        )
+
+    def forward(self, batched_inputs: List[Dict[str, Tensor]]) -> List[Dict[str, Instances]]:
+        """For each short side of ``min_sizes`` (or the inputs' own size) the images are resized
+        from their "image" tensors to that scale of the original "height"/"width"
+        (:func:`scaled_size`), run (:meth:`predict`), decoded and mapped to the original size;
+        with several scales an image's detections are merged by class-wise NMS and the top
+        ``TEST.DETECTIONS_PER_IMAGE`` kept (one scale needs no NMS: CenterNet has none)."""
+        model = self.model
+        sizes = [
+            (x.get("height", x["image"].shape[-2]), x.get("width", x["image"].shape[-1]))
+            for x in batched_inputs
+        ]
+        per_scale = []  # per scale, per image: Instances in the original size
+        min_sizes: Sequence[Optional[int]] = self.min_sizes or (None,)
+        for min_size in min_sizes:
+            inputs = batched_inputs
+            if min_size is not None:
+                inputs = [
+                    {
+                        "image": resize_image(
+                            x["image"].to(model.device), scaled_size(h, w, min_size, self.max_size)
+                        )
+                    }
+                    for x, (h, w) in zip(batched_inputs, sizes)
+                ]
+            with torch.no_grad():
+                images = model.preprocess_image(inputs)
+                results = model.inference(images, self.predict(images.tensor))
+            per_scale.append([detector_postprocess(r, h, w) for r, (h, w) in zip(results, sizes)])
+        if len(per_scale) == 1:
+            merged = per_scale[0]
+        else:
+            merged = [
+                merge_detections(list(r), self.nms_thresh, model.test_topk) for r in zip(*per_scale)
+            ]
+        return [{"instances": r} for r in merged]

@@ -17,6 +17,7 @@ __all__ = [
     "USER_ERRORS",
     "ConfigKeyError",
     "add_debug_flag",
+    "config_tool_parser",
     "flag_context",
     "run_tool",
 ]
@@ -40,6 +41,14 @@ USER_ERRORS = (
     ValueError,
     ConfigKeyError,
 )
+
+
+def config_tool_parser(description: str) -> argparse.ArgumentParser:
+    """The parser of a tool that runs a config: ``--config-file FILE`` (required) and
+    ``--debug``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config-file", required=True, metavar="FILE")
+    return add_debug_flag(parser)
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # no import of the data package at run time: pictures stay de
 
 __all__ = [
     "heatmap_overlay",
+    "draw_predictions",
     "load_metrics",
     "plot_training_curves",
     "plot_box_sizes",
@@ -52,6 +53,15 @@ def heatmap_overlay(
     colour = cv2.applyColorMap((peak * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
     weight = alpha * np.clip(peak * 1.5, 0.3, 1.0)[:, :, None]
     return (image * (1 - weight) + colour * weight).astype(np.uint8)
+
+
+def draw_predictions(image: np.ndarray, instances, metadata) -> np.ndarray:
+    """Detections drawn by Detectron2's ``Visualizer`` on an (H, W, 3) uint8 RGB image, labelled
+    with ``metadata.thing_classes``; returns the RGB picture."""
+    from detectron2.utils.visualizer import ColorMode, Visualizer
+
+    v = Visualizer(image, metadata, instance_mode=ColorMode.IMAGE)
+    return v.draw_instance_predictions(instances.to("cpu")).get_image()
 
 
 def load_metrics(path: str) -> List[Dict]:

@@ -33,23 +33,13 @@ from centernet_d2.data.mapper import MAX_BAD_IMAGES_IN_A_ROW
 from centernet_d2.engine import Trainer
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor
+from tests import common
+from tests.common import CONFIG
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
-TINY = [
-    "MODEL.CENTERNET.NUM_CLASSES", "1",
-    "SOLVER.IMS_PER_BATCH", "2",
-    "SOLVER.MAX_ITER", "2",
-    "SOLVER.STEPS", "()",
-    "SOLVER.WARMUP_ITERS", "1",
-    "SOLVER.CHECKPOINT_PERIOD", "1000",
-    "TEST.EVAL_PERIOD", "0",
-    "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)",
-    "INPUT.MIN_SIZE_TEST", "64",
-    "INPUT.MAX_SIZE_TEST", "64",
-    "DATALOADER.NUM_WORKERS", "0",
-    "DATASETS.TEST", "()",
-    "SEED", "1",
+TINY = common.TINY + [
+    "MODEL.CENTERNET.NUM_CLASSES", "1", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "2",
+    "SOLVER.WARMUP_ITERS", "1", "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)",
+    "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64", "DATASETS.TEST", "()",
 ]  # fmt: skip
 CHECKS_LOG = "centernet_d2.data.checks"
 MAPPER_LOG = "centernet_d2.data.mapper"

@@ -1,9 +1,10 @@
+"""centernet_d2.data.synthetic (a split on disk) and centernet_d2.data.builtin (registration)."""
+
 import json
 import os
 import tempfile
 import unittest
 
-import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 import centernet_d2.data  # noqa: F401  (registers the built-in datasets)
@@ -11,9 +12,11 @@ from centernet_d2.data import (
     SHAPE_CLASSES,
     generate_shapes_dataset,
     register_all_shapes,
-    render_shapes_image,
     shapes_dataset_paths,
 )
+from centernet_d2.data.builtin import BUILTIN_SHAPES_SPLITS
+from centernet_d2.data.shapes_render import GENERATOR_VERSION
+from centernet_d2.data.synthetic import ShapesSpec, generate_shapes_split
 
 
 def _files(root):
@@ -92,14 +95,33 @@ class TestShapesGenerator(unittest.TestCase):
         ids = [a["id"] for a in coco["annotations"]]
         self.assertEqual(len(set(ids)), len(ids))
 
-    def test_occlusion_limit(self):
-        rng = np.random.default_rng(0)
-        for _ in range(10):
-            img, objects = render_shapes_image(rng, (80, 112), max_size=64, max_occlusion=0.6)
-            self.assertEqual(img.shape, (80, 112, 3))
-            self.assertEqual(img.dtype, np.uint8)
-            for obj in objects:
-                self.assertGreaterEqual(obj["visible"], 0.4)
+    def test_spec_recorded_and_same_as_arguments(self):
+        ra, rb = os.path.join(self.tmp, "a"), os.path.join(self.tmp, "b")
+        spec = ShapesSpec(2, seed=4, image_size=(64, 80), max_size=40, image_format="png")
+        path = generate_shapes_split(ra, "s", spec)
+        with open(path) as f:
+            record = json.load(f)["info"]["generator"]
+        # the keys in this order: the json's bytes, and so old datasets' cache check, depend on it
+        expected = {
+            "version": GENERATOR_VERSION,
+            "num_images": 2,
+            "seed": 4,
+            "image_size": [64, 80],
+            "min_objects": 1,
+            "max_objects": 8,
+            "min_size": 8.0,
+            "max_size": 40.0,
+            "max_occlusion": 0.6,
+            "image_format": "png",
+        }
+        self.assertEqual(list(record.items()), list(expected.items()))
+        # the argument form writes the same bytes
+        generate_shapes_dataset(rb, "s", 2, 4, (64, 80), max_size=40, image_format="png")
+        fa, fb = _files(ra), _files(rb)
+        self.assertEqual(sorted(fa), sorted(fb))
+        for p in fa:
+            if not p.endswith(".lock"):
+                self.assertEqual(fa[p][0], fb[p][0], p)
 
     def test_second_call_rewrites_nothing(self):
         path = generate_shapes_dataset(self.tmp, "train", 3, seed=0, image_size=64, max_size=48)
@@ -128,6 +150,10 @@ class TestShapesGenerator(unittest.TestCase):
             generate_shapes_dataset(self.tmp, "q", 1, seed=0, image_format="bmp")
         with self.assertRaisesRegex(ValueError, "max_size"):
             generate_shapes_dataset(self.tmp, "q", 1, seed=0, image_size=64)  # max_size 96 > 64
+        with self.assertRaisesRegex(ValueError, "split"):
+            generate_shapes_split(self.tmp, "../q", ShapesSpec(1, 0))
+        with self.assertRaisesRegex(TypeError, "spec"):
+            generate_shapes_split(self.tmp, "q", {"num_images": 1, "seed": 0})
 
 
 class TestBuiltinShapes(unittest.TestCase):
@@ -144,7 +170,7 @@ class TestBuiltinShapes(unittest.TestCase):
     def test_lazy_generation(self):
         name = "shapes_test_lazy_generation"
         with tempfile.TemporaryDirectory() as tmp:
-            register_all_shapes(tmp, {name: {"split": "tiny", "num_images": 2, "seed": 3}})
+            register_all_shapes(tmp, {name: ("tiny", ShapesSpec(num_images=2, seed=3))})
             try:
                 self.assertEqual(os.listdir(tmp), [])  # registering writes nothing
                 dicts = DatasetCatalog.get(name)
@@ -161,6 +187,16 @@ class TestBuiltinShapes(unittest.TestCase):
             finally:
                 DatasetCatalog.remove(name)
                 MetadataCatalog.remove(name)
+
+    def test_builtin_specs(self):
+        self.assertEqual(BUILTIN_SHAPES_SPLITS["shapes_train"], ("train", ShapesSpec(2000, 0)))
+        self.assertEqual(BUILTIN_SHAPES_SPLITS["shapes_val"], ("val", ShapesSpec(200, 1)))
+
+    def test_register_bad_splits(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with self.assertRaisesRegex(TypeError, "shapes_test_bad"):
+                register_all_shapes(tmp, {"shapes_test_bad": {"split": "x", "num_images": 1}})
+        self.assertNotIn("shapes_test_bad", DatasetCatalog.list())
 
     def test_ensure_unknown_name(self):
         with self.assertRaisesRegex(KeyError, "coco_2017_val"):

@@ -18,7 +18,7 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 
 from centernet_d2.engine import Trainer
-from tests.tools_loader import load_tool
+from tests.common import load_tool
 
 train_net = load_tool("train_net")
 

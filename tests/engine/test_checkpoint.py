@@ -16,9 +16,8 @@ from centernet_d2.engine import Trainer
 from centernet_d2.engine.checkpoint import SafeCheckpointer
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.modeling import CenterNet
+from tests.common import CONFIG
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
 MARKER = os.path.join(tempfile.gettempdir(), f"centernet_d2_code_ran_{os.getpid()}")
 
 
@@ -103,15 +102,15 @@ class TestNonFiniteLoss(unittest.TestCase):
             opts += ["SOLVER.MAX_ITER", "10"]
             trainer = Trainer(setup_cfg(CONFIG, opts))
             trainer.resume_or_load(resume=False)
-            forward_training = CenterNet.forward_training
+            model_losses = CenterNet.losses
 
             def nan_from_iteration_3(self, *args):
-                losses = forward_training(self, *args)
+                losses = model_losses(self, *args)
                 if get_event_storage().iter >= 3:
                     losses["loss_size"] = losses["loss_size"] * float("nan")
                 return losses
 
-            with mock.patch.object(CenterNet, "forward_training", nan_from_iteration_3):
+            with mock.patch.object(CenterNet, "losses", nan_from_iteration_3):
                 with self.assertRaisesRegex(FloatingPointError, r"iteration=3[\s\S]*loss_size"):
                     trainer.train()
             # the checkpoint of iteration 1 (period 2) is the last one, whole and loadable

@@ -16,22 +16,15 @@ import torch
 
 from centernet_d2.engine import Trainer
 from centernet_d2.engine.defaults import prepare_datasets, setup_cfg
+from tests import common
+from tests.common import CONFIG, ROOT
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
 # tiny: 64 px crops, 12 iterations, checkpoints after iterations 3, 7 and 11, one DataLoader
 # worker (the augmentation runs in another process), AdamW with a warm-up and an LR step
-TINY = [
-    "SOLVER.IMS_PER_BATCH", "2",
-    "SOLVER.MAX_ITER", "12",
-    "SOLVER.STEPS", "(6,)",
-    "SOLVER.WARMUP_ITERS", "3",
-    "SOLVER.CHECKPOINT_PERIOD", "4",
-    "TEST.EVAL_PERIOD", "0",
-    "DATASETS.TEST", "()",
-    "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)",
-    "DATALOADER.NUM_WORKERS", "1",
-    "SEED", "7",
+TINY = common.TINY + [
+    "SOLVER.IMS_PER_BATCH", "2", "SOLVER.MAX_ITER", "12", "SOLVER.STEPS", "(6,)",
+    "SOLVER.WARMUP_ITERS", "3", "SOLVER.CHECKPOINT_PERIOD", "4", "DATASETS.TEST", "()",
+    "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)", "DATALOADER.NUM_WORKERS", "1", "SEED", "7",
 ]  # fmt: skip
 
 

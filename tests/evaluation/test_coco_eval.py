@@ -6,12 +6,13 @@ import tempfile
 import unittest
 
 import numpy as np
-import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
 from detectron2.evaluation.coco_evaluation import _evaluate_predictions_on_coco
-from detectron2.structures import Boxes, BoxMode, Instances
+from detectron2.structures import BoxMode
 from pycocotools.coco import COCO
+
+from tests.common import evaluator_inputs
 
 NAME = "fast_eval_generated"
 CLASSES = ["a", "b", "c", "d"]  # "c": objects, never detected; "d": detected, no objects
@@ -47,20 +48,6 @@ def generated_set(seed=0, num_images=60):
     return dicts, detections
 
 
-def _outputs(dicts, detections):
-    inputs, outputs = [], []
-    for d, det in zip(dicts, detections):
-        inst = Instances((d["height"], d["width"]))
-        inst.pred_boxes = Boxes(
-            torch.tensor([b for b, _, _ in det], dtype=torch.float32).view(-1, 4)
-        )
-        inst.scores = torch.tensor([s for _, s, _ in det], dtype=torch.float32)
-        inst.pred_classes = torch.tensor([c for _, _, c in det], dtype=torch.long)
-        inputs.append({"image_id": d["image_id"]})
-        outputs.append({"instances": inst})
-    return inputs, outputs
-
-
 class TestFastCOCOEval(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -89,7 +76,7 @@ class TestFastCOCOEval(unittest.TestCase):
         for fast in (True, False):
             evaluator = COCOEvaluator(NAME, output_dir=self.tmp.name, use_fast_impl=fast)
             evaluator.reset()
-            evaluator.process(*_outputs(self.dicts, self.detections))
+            evaluator.process(*evaluator_inputs(self.dicts, self.detections))
             results[fast] = evaluator.evaluate()["bbox"]
         self.assertEqual(set(results[True]), set(results[False]))
         for key, official in results[False].items():
@@ -102,7 +89,7 @@ class TestFastCOCOEval(unittest.TestCase):
     def test_cocoeval_stats_and_precision_arrays(self):
         evaluator = COCOEvaluator(NAME, output_dir=self.tmp.name)
         evaluator.reset()
-        evaluator.process(*_outputs(self.dicts, self.detections))
+        evaluator.process(*evaluator_inputs(self.dicts, self.detections))
         results = [p for x in evaluator._predictions for p in x["instances"]]
         gt = COCO(MetadataCatalog.get(NAME).json_file)
         for r in results:  # contiguous ids -> the json's category ids, as the evaluator does

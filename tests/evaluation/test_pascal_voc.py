@@ -4,27 +4,19 @@ import os
 import tempfile
 import unittest
 
-import torch
-from detectron2.structures import Boxes, Instances
-
 from centernet_d2.data import load_voc_folder, register_voc_dataset
 from centernet_d2.evaluation import PascalVOCEvaluator
-from tests.common import write_helmet_voc
+from tests.common import evaluator_inputs, write_helmet_voc
 
 
 def _outputs(dicts, shift=0.0):
     """Each ground-truth box as a detection of score 1 (boxes moved right by ``shift`` px)."""
-    inputs, outputs = [], []
-    for d in dicts:
-        boxes = torch.tensor([a["bbox"] for a in d["annotations"]], dtype=torch.float32)
-        boxes = boxes.reshape(-1, 4) + torch.tensor([shift, 0.0, shift, 0.0])
-        classes = torch.tensor([a["category_id"] for a in d["annotations"]], dtype=torch.long)
-        inst = Instances((d["height"], d["width"]), pred_boxes=Boxes(boxes))
-        inst.scores = torch.ones(len(boxes))
-        inst.pred_classes = classes
-        inputs.append({"image_id": d["image_id"]})
-        outputs.append({"instances": inst})
-    return inputs, outputs
+    detections = [
+        [([x0 + shift, y0, x1 + shift, y1], 1.0, a["category_id"]) for a in d["annotations"]
+         for x0, y0, x1, y1 in [a["bbox"]]]
+        for d in dicts
+    ]  # fmt: skip
+    return evaluator_inputs(dicts, detections)
 
 
 class TestPascalVOCEvaluator(unittest.TestCase):

@@ -1,17 +1,25 @@
-"""Backbones: output shapes of every registered builder, norms, freezing, the bilinear init."""
+"""Backbones: output shapes of every registered builder, norms, freezing, the bilinear init, the
+deformable upsampler and the shared pieces of ``backbone/common.py``."""
 
 import unittest
 
 import torch
 import torchvision
 from detectron2.config import get_cfg
-from detectron2.layers import FrozenBatchNorm2d
+from detectron2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone, build_backbone
 from detectron2.structures import ImageList
 from torch import nn
 
 from centernet_d2.config import add_centernet_config
+from centernet_d2.layers import ModulatedDeformConv2d
 from centernet_d2.modeling.backbone import DeconvUpsampler, FinestLevelFPN, MobileNetBackbone
+from centernet_d2.modeling.backbone.common import (
+    build_norm,
+    build_resnet_bottom_up,
+    check_choice,
+    conv_norm_relu,
+)
 
 # Odd sizes: the batch is padded to 128 x 160 (multiples of 32).
 IMAGE_SIZES = [(97, 131), (75, 120)]
@@ -25,6 +33,7 @@ X50_2X4D = [
     "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
 ]  # fmt: skip
 SMALL_DECONV = ["MODEL.CENTERNET.DECONV.CHANNELS", [32, 32, 32]]
+DEFORMABLE = ["MODEL.CENTERNET.DECONV.DEFORMABLE", True]
 RESNET_FPN = [
     "MODEL.FPN.IN_FEATURES", ["res2", "res3", "res4", "res5"],
     "MODEL.FPN.OUT_CHANNELS", 64,
@@ -206,6 +215,93 @@ class TestResNetDeconv(BackboneTestCase):
                 self.assertEqual(tuple(y.shape), (1, 1, 10, 12))
                 # Kernel 2: nearest neighbour; kernel 3: taps [1/2, 1, 1/2].
                 torch.testing.assert_close(y[0, 0, 1:-1, 1:-1], torch.full((8, 10), 3.0))
+
+
+class TestDeformableUpsampler(BackboneTestCase):
+    def test_shapes_and_layers(self):
+        backbone = build_backbone(make_cfg("build_resnet_deconv_backbone", R18 + DEFORMABLE))
+        for i in (1, 2, 3):
+            self.assertIsInstance(getattr(backbone, f"stage{i}").conv, ModulatedDeformConv2d)
+        self.run_on_odd_sizes(backbone, {"p2": (64, 4)})
+
+    def test_parameter_names_only_add_offset_convs(self):
+        plain = build_backbone(make_cfg("build_resnet_deconv_backbone", R18 + SMALL_DECONV))
+        deform = build_backbone(
+            make_cfg("build_resnet_deconv_backbone", R18 + SMALL_DECONV + DEFORMABLE)
+        )
+        plain_keys, deform_keys = set(plain.state_dict()), set(deform.state_dict())
+        self.assertLess(plain_keys, deform_keys)  # DEFORMABLE False: the names of older models
+        added = {
+            f"stage{i}.conv.conv_offset_mask.{p}" for i in (1, 2, 3) for p in ("weight", "bias")
+        }
+        self.assertEqual(deform_keys - plain_keys, added)
+        # ResNet-18 res5 has 512 channels: 27 * (512 * 9 + 1); then 27 * (32 * 9 + 1) twice.
+        extra = sum(deform.state_dict()[k].numel() for k in added)
+        self.assertEqual(extra, 27 * (512 * 9 + 1) + 2 * 27 * (32 * 9 + 1))
+
+    def test_all_trainable_parameters_get_gradients(self):
+        cfg = make_cfg("build_resnet_deconv_backbone", R18 + SMALL_DECONV + DEFORMABLE)
+        self.assert_all_trainable_get_grads(build_backbone(cfg))
+
+
+class TestCommon(unittest.TestCase):
+    def setUp(self):
+        torch.manual_seed(0)
+
+    def test_check_choice_names_key_allowed_and_given(self):
+        check_choice("MODEL.X.NORM", "BN", ("BN", "GN"))
+        check_choice("MODEL.X.SIZE", 4, {4: None, 2: None})  # a dict: its keys
+        with self.assertRaises(ValueError) as cm:
+            check_choice("MODEL.X.NORM", "LN", ("BN", "GN"))
+        self.assertEqual(str(cm.exception), "MODEL.X.NORM must be one of ['BN', 'GN'], got 'LN'")
+        with self.assertRaisesRegex(ValueError, r"^MODEL\.X\.SIZE must be one of \[4, 2\], got 5$"):
+            check_choice("MODEL.X.SIZE", 5, {4: None, 2: None})
+
+    def test_build_norm_gn_groups(self):
+        # gcd(32, C): 32 for multiples of 32, else the largest power of 2 dividing C (at most 32).
+        for channels, groups in [(16, 16), (32, 32), (48, 16), (64, 32), (24, 8)]:
+            with self.subTest(channels=channels):
+                norm = build_norm("GN", channels)
+                self.assertIsInstance(norm, nn.GroupNorm)
+                self.assertEqual((norm.num_groups, norm.num_channels), (groups, channels))
+        self.assertIsNone(build_norm("", 16))
+        self.assertIsInstance(build_norm("BN", 16), nn.BatchNorm2d)
+        self.assertIsInstance(build_norm("FrozenBN", 16), FrozenBatchNorm2d)
+
+    def test_conv_norm_relu(self):
+        for deformable, conv_type in ((False, Conv2d), (True, ModulatedDeformConv2d)):
+            for norm in ("BN", ""):
+                with self.subTest(deformable=deformable, norm=norm):
+                    conv = conv_norm_relu(8, 64, norm, deformable)
+                    self.assertIsInstance(conv, conv_type)
+                    self.assertEqual((conv.kernel_size, conv.padding), ((3, 3), (1, 1)))
+                    names = {n for n, _ in conv.named_parameters()}
+                    expected = (
+                        {"weight", "norm.weight", "norm.bias"} if norm else {"weight", "bias"}
+                    )
+                    if deformable:
+                        expected |= {"conv_offset_mask.weight", "conv_offset_mask.bias"}
+                    self.assertEqual(names, expected)
+                    # MSRA (c2_msra_fill): N(0, 2 / fan_out), fan_out = 64 * 3 * 3; bias 0.
+                    self.assertAlmostEqual(conv.weight.std().item(), (2 / 576) ** 0.5, delta=2e-3)
+                    if conv.bias is not None:
+                        self.assertEqual(conv.bias.abs().sum().item(), 0.0)
+                    out = conv.eval()(torch.randn(2, 8, 5, 7))
+                    self.assertEqual(tuple(out.shape), (2, 64, 5, 7))
+                    self.assertGreaterEqual(out.min().item(), 0.0)  # ReLU
+
+    def test_resnet_bottom_up_stops_after_last_feature(self):
+        cfg = make_cfg("build_resnet_deconv_backbone", R18)
+        resnet = build_resnet_bottom_up(cfg, ShapeSpec(channels=3), ["res2", "res3"])
+        self.assertEqual(set(resnet.output_shape()), {"res2", "res3"})
+        names = {n for n, _ in resnet.named_children()}
+        self.assertTrue({"stem", "res2", "res3"} <= names)
+        self.assertFalse({"res4", "res5"} & names)
+        self.assertEqual(cfg.MODEL.RESNETS.OUT_FEATURES, ["res4"])  # the cfg is left unchanged
+        for bad in ([], ["res6"]):
+            with self.subTest(out_features=bad):
+                with self.assertRaisesRegex(ValueError, "out_features"):
+                    build_resnet_bottom_up(cfg, ShapeSpec(channels=3), bad)
 
 
 class TestFPN(BackboneTestCase):

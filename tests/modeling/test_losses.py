@@ -4,7 +4,12 @@ import unittest
 import numpy as np
 import torch
 
-from centernet_d2.modeling.losses import gather_at_peaks, heatmap_focal_loss, l1_at_peaks
+from centernet_d2.modeling.losses import (
+    gather_at_peaks,
+    heatmap_focal_loss,
+    l1_at_peaks,
+    weighted_giou_loss,
+)
 
 
 def _focal_reference(logits, target, alpha, beta):
@@ -68,3 +73,57 @@ class TestL1(unittest.TestCase):
             torch.randn(1, 2, 3, 3), torch.zeros(0, dtype=torch.long), torch.zeros(0, 2)
         )
         self.assertEqual(loss.item(), 0.0)
+
+
+def _giou_reference(pred, target, weight):
+    """Float64 sum of weight * (1 - GIoU) by the formula, boxes (-l, -t, r, b) around 0."""
+    total = 0.0
+    for p, t, w in zip(pred.tolist(), target.tolist(), weight.tolist()):
+        if w <= 0:
+            continue
+        (l1, t1, r1, b1), (l2, t2, r2, b2) = p, t
+        inter = max(0.0, min(r1, r2) + min(l1, l2)) * max(0.0, min(b1, b2) + min(t1, t2))
+        union = (l1 + r1) * (t1 + b1) + (l2 + r2) * (t2 + b2) - inter
+        enclosing = (max(r1, r2) + max(l1, l2)) * (max(b1, b2) + max(t1, t2))
+        giou = inter / union - (enclosing - union) / enclosing
+        total += w * (1 - giou)
+    return total
+
+
+class TestWeightedGIoU(unittest.TestCase):
+    def test_hand_computed(self):
+        pred = torch.zeros(1, 4, 1, 3)
+        target = torch.zeros(1, 4, 1, 3)
+        pred[0, :, 0, 0], target[0, :, 0, 0] = 1.0, 2.0  # a 2x2 box in a 4x4 box: GIoU = 1 / 4
+        pred[0, :, 0, 1] = target[0, :, 0, 1] = torch.tensor([1.0, 2.0, 3.0, 4.0])  # equal: 0
+        # disjoint 1x1 boxes side by side: IoU 0, enclosing 2x1, union 2: GIoU 0
+        pred[0, :, 0, 2] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+        target[0, :, 0, 2] = torch.tensor([-1.0, 0.0, 2.0, 1.0])
+        weight = torch.tensor([[[2.0, 5.0, 3.0]]])
+        loss = weighted_giou_loss(pred, target, weight)
+        self.assertAlmostEqual(loss.item(), 2.0 * 0.75 + 0.0 + 3.0 * 1.0, places=5)
+
+    def test_against_reference(self):
+        g = torch.Generator().manual_seed(0)
+        pred = torch.rand(2, 4, 5, 6, generator=g) * 6
+        target = torch.rand(2, 4, 5, 6, generator=g) * 6 + 0.1
+        target[:, 0] -= 1.0  # some cell centres outside their box: l < 0, l + r > 0 still
+        weight = torch.rand(2, 5, 6, generator=g) * (torch.rand(2, 5, 6, generator=g) > 0.4)
+        loss = weighted_giou_loss(pred.requires_grad_(), target, weight)
+        flat = lambda x: x.detach().double().permute(0, 2, 3, 1).reshape(-1, 4)  # noqa: E731
+        ref = _giou_reference(flat(pred), flat(target), weight.double().flatten())
+        self.assertAlmostEqual(loss.item(), ref, delta=1e-5 * ref)
+        loss.backward()
+        # cells of weight 0 get no gradient
+        self.assertEqual(pred.grad.permute(0, 2, 3, 1)[weight == 0].abs().sum().item(), 0.0)
+
+    def test_no_positive_cells(self):
+        pred = torch.rand(1, 4, 3, 3, requires_grad=True)
+        loss = weighted_giou_loss(pred, torch.zeros(1, 4, 3, 3), torch.zeros(1, 3, 3))
+        self.assertEqual(loss.item(), 0.0)
+        loss.backward()  # still part of the graph
+        self.assertEqual(pred.grad.abs().sum().item(), 0.0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,11 +1,19 @@
 import math
+import re
 import unittest
 
 import numpy as np
 import torch
-from detectron2.structures import Boxes, Instances
 
-from centernet_d2.modeling.targets import build_targets, cornernet_radius, draw_gaussians, ttf_radii
+from centernet_d2.modeling.targets import (
+    TargetSettings,
+    build_targets,
+    cornernet_radius,
+    draw_gaussians,
+    ltrb_targets,
+    ttf_radii,
+)
+from tests.common import gt_instances
 
 
 def _iou_after_shift(w, h, r):
@@ -25,10 +33,11 @@ def _radius_by_bisection(w, h, overlap):
 
 
 def _reference_targets(boxes_per_image, classes_per_image, sizes, shape, stride, kind, overlap):
-    """Slow float64 reference: one object, then one pixel at a time."""
+    """Slow float64 reference: one object, then one pixel at a time. Returns the heatmap, per
+    object (flat peak index, size, offset) and per object its (rx, ry)."""
     N, K, H, W = shape
     heatmap = np.zeros(shape, dtype=np.float64)
-    objects = []
+    objects, radii = [], []
     for i, (boxes, classes) in enumerate(zip(boxes_per_image, classes_per_image)):
         img_h, img_w = sizes[i]
         for box, cls in zip(boxes.tolist(), classes.tolist()):
@@ -49,14 +58,11 @@ def _reference_targets(boxes_per_image, classes_per_image, sizes, shape, stride,
                     g = math.exp(-((x - ix) ** 2) / (2 * sx**2) - (y - iy) ** 2 / (2 * sy**2))
                     heatmap[i, cls, y, x] = max(heatmap[i, cls, y, x], g)
             objects.append(((i * H + iy) * W + ix, (w, h), (cx - ix, cy - iy)))
-    return heatmap, objects
+            radii.append((rx, ry))
+    return heatmap, objects, radii
 
 
-def _instances(boxes, classes, size):
-    inst = Instances(size)
-    inst.gt_boxes = Boxes(torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4))
-    inst.gt_classes = torch.as_tensor(classes, dtype=torch.int64)
-    return inst
+_instances = gt_instances
 
 
 class TestRadius(unittest.TestCase):
@@ -118,23 +124,32 @@ class TestDrawGaussians(unittest.TestCase):
 
 class TestBuildTargets(unittest.TestCase):
     def _compare(self, kind, seed):
+        """build_targets against the reference on boxes of 1 to 100 cells (stride 4), so that
+        the gaussians have many radii. Returns the reference's (rx, ry) of the objects kept."""
         g = torch.Generator().manual_seed(seed)
-        stride, shape, sizes = 4, (3, 4, 24, 32), [(90, 128), (96, 110), (70, 77)]
+        stride, shape, sizes = 4, (3, 4, 128, 128), [(500, 512), (512, 480), (420, 460)]
         boxes, classes = [], []
-        for n, (h, w) in zip([7, 0, 12], sizes):  # the second image has no objects
-            xy = torch.rand(n, 2, generator=g) * torch.tensor([w + 20.0, h + 20.0]) - 10
-            wh = torch.rand(n, 2, generator=g) * 60 + 1
-            b = torch.cat([xy, xy + wh], dim=1)
+        for n, (h, w) in zip([20, 0, 20], sizes):  # the second image has no objects
+            # sides spread evenly over 1 to 100 cells, in random order
+            side = (torch.randperm(n, generator=g) + torch.rand(n, generator=g)) / max(n, 1)
+            side = (side[:, None] * 99 + 1) * stride
+            wh = side * torch.exp((torch.rand(n, 2, generator=g) - 0.5) * 0.4)  # aspect 0.8-1.2
+            room = (torch.tensor([w, h]) - wh).clamp(min=0)  # inside the image where it fits
+            centre = wh / 2 + torch.rand(n, 2, generator=g) * room
+            b = torch.cat([centre - wh / 2, centre + wh / 2], dim=1)
             if n:
                 b[0] = torch.tensor([0.0, 0.0, w, 9.0])  # touches three borders
                 b[1] = torch.tensor([w - 3.0, h - 3.0, w + 10.0, h + 10.0])  # mostly outside
                 b[2] = torch.tensor([5.0, 5.0, 5.0, 30.0])  # zero width: dropped
                 b[3] = b[4] + torch.tensor([2.0, 1.0, 2.0, 1.0])  # heavy overlap
+                b[5] = torch.tensor([-30.0, 50.0, -2.0, 80.0])  # outside the image: dropped
             boxes.append(b)
             classes.append(torch.randint(0, shape[1], (n,), generator=g))
         gt = [_instances(b, c, s) for b, c, s in zip(boxes, classes, sizes)]
-        t = build_targets(gt, sizes, shape, stride, kind=kind, min_overlap=0.7)
-        ref_hm, ref_objects = _reference_targets(boxes, classes, sizes, shape, stride, kind, 0.7)
+        t = build_targets(gt, sizes, shape, stride, TargetSettings(kind=kind, min_overlap=0.7))
+        ref_hm, ref_objects, ref_radii = _reference_targets(
+            boxes, classes, sizes, shape, stride, kind, 0.7
+        )
         np.testing.assert_allclose(t.heatmap.numpy(), ref_hm, atol=1e-6)
         self.assertEqual(t.num_objects, len(ref_objects))
         self.assertEqual(t.index.tolist(), [o[0] for o in ref_objects])
@@ -145,14 +160,33 @@ class TestBuildTargets(unittest.TestCase):
         flat = t.heatmap.permute(0, 2, 3, 1).reshape(-1, shape[1])
         self.assertTrue((flat.max(dim=1).values[t.index] == 1).all())
         self.assertEqual(t.heatmap[1].abs().sum().item(), 0.0)
+        return ref_radii
 
     def test_cornernet_against_reference(self):
         for seed in range(3):
-            self._compare("cornernet", seed)
+            radii = self._compare("cornernet", seed)
+            # round gaussians of every radius from 0 (a point) to 7 cells, each several times
+            rx = [r[0] for r in radii]
+            self.assertEqual(rx, [r[1] for r in radii])
+            for r in range(8):
+                self.assertGreaterEqual(rx.count(r), 2, (seed, r, rx))
 
     def test_ttf_against_reference(self):
         for seed in range(3):
-            self._compare("ttf", seed)
+            radii = self._compare("ttf", seed)
+            self.assertGreaterEqual(len({r for r, _ in radii}), 15)
+            self.assertTrue(any(rx != ry for rx, ry in radii))
+
+    def test_class_out_of_range(self):
+        # a class id >= K would land in the next image's heatmap, < 0 in the previous one's
+        box = [[4.0, 4.0, 20.0, 20.0]]
+        for bad, got in ((([3], [0]), "[3]"), (([0], [-1]), "[-1]"), (([5], [-2]), "[-2, 5]")):
+            gt = [_instances(box, bad[0], (32, 32)), _instances(box, bad[1], (32, 32))]
+            with self.subTest(classes=bad):
+                with self.assertRaisesRegex(
+                    ValueError, re.escape(f"gt_classes must be in [0, K) = [0, 3), got {got}")
+                ):
+                    build_targets(gt, [(32, 32)] * 2, (2, 3, 8, 8), 4)
 
     def test_all_images_empty(self):
         gt = [_instances([], [], (64, 64)), _instances([], [], (64, 64))]
@@ -168,5 +202,115 @@ class TestBuildTargets(unittest.TestCase):
         self.assertTrue(torch.equal(gt[0].gt_boxes.tensor, before))
 
     def test_unknown_kind(self):
-        with self.assertRaisesRegex(ValueError, "cornernet"):
-            build_targets([_instances([], [], (8, 8))], [(8, 8)], (1, 1, 2, 2), 4, kind="round")
+        with self.assertRaisesRegex(ValueError, "TARGET_KIND must be one of"):
+            TargetSettings(kind="round")
+
+
+def _reference_ltrb(boxes_per_image, sizes, grid, stride, beta):
+    """Slow float64 reference, drawn as TTFNet does: per image, the objects from the largest box
+    to the smallest (the first of equal areas last), each overwriting the cells of its gaussian
+    area with its ltrb distances from the cell centre and its weight g / sum(g) * log(area)."""
+    N, H, W = grid
+    target = np.zeros((N, 4, H, W))
+    weight = np.zeros((N, H, W))
+    for i, boxes in enumerate(boxes_per_image):
+        img_h, img_w = sizes[i]
+        objects = []
+        for j, box in enumerate(boxes.tolist()):
+            x0, y0 = min(max(box[0], 0), img_w), min(max(box[1], 0), img_h)
+            x1, y1 = min(max(box[2], 0), img_w), min(max(box[3], 0), img_h)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            objects.append(((x1 - x0) * (y1 - y0), j, (x0, y0, x1, y1)))
+        for area, _, (x0, y0, x1, y1) in sorted(objects, key=lambda o: (-o[0], -o[1])):
+            w, h = (x1 - x0) / stride, (y1 - y0) / stride
+            cx, cy = (x0 + x1) / 2 / stride, (y0 + y1) / 2 / stride
+            ix, iy = min(math.floor(cx), W - 1), min(math.floor(cy), H - 1)
+            rx, ry = math.floor(beta * w / 2), math.floor(beta * h / 2)
+            sx, sy = (2 * rx + 1) / 6, (2 * ry + 1) / 6
+            cells = {}
+            for y in range(max(0, iy - ry), min(H, iy + ry + 1)):
+                for x in range(max(0, ix - rx), min(W, ix + rx + 1)):
+                    g = math.exp(-((x - ix) ** 2) / (2 * sx**2) - (y - iy) ** 2 / (2 * sy**2))
+                    cells[(x, y)] = g
+            total = sum(cells.values())
+            for (x, y), g in cells.items():
+                px, py = x + 0.5, y + 0.5
+                ltrb = [px - x0 / stride, py - y0 / stride, x1 / stride - px, y1 / stride - py]
+                target[i, :, y, x] = ltrb
+                weight[i, y, x] = g / total * math.log(max(area, 1.0))
+    return target, weight
+
+
+class TestLtrbTargets(unittest.TestCase):
+    def test_hand_computed_one_object(self):
+        # stride 4, box (8, 8, 24, 40) px = (2, 2, 6, 10) cells: 4 x 8 cells, centre (4, 6).
+        # beta 0.54: rx = floor(0.27 * 4) = 1, ry = floor(0.27 * 8) = 2
+        gt = [_instances([[8.0, 8.0, 24.0, 40.0]], [0], (64, 64))]
+        t = build_targets(gt, [(64, 64)], (1, 2, 16, 16), 4, TargetSettings("ttf"), with_ltrb=True)
+        # centre cell (4, 6), its centre (4.5, 6.5): l = 2.5, t = 4.5, r = 1.5, b = 3.5
+        self.assertEqual(t.box[0, :, 6, 4].tolist(), [2.5, 4.5, 1.5, 3.5])
+        # (5, 8), centre (5.5, 8.5): l = 3.5, t = 6.5, r = 0.5, b = 1.5
+        self.assertEqual(t.box[0, :, 8, 5].tolist(), [3.5, 6.5, 0.5, 1.5])
+        # sigma_x = 3 / 6, sigma_y = 5 / 6: sum of g = (1 + 2 e^-2)(1 + 2 e^-0.72 + 2 e^-2.88)
+        total = (1 + 2 * math.exp(-2)) * (1 + 2 * math.exp(-0.72) + 2 * math.exp(-2.88))
+        self.assertAlmostEqual(t.box_weight[0, 6, 4].item(), math.log(16 * 32) / total, places=6)
+        self.assertAlmostEqual(t.box_weight.sum().item(), math.log(512), places=5)
+        self.assertEqual((t.box_weight > 0).sum().item(), 3 * 5)
+        self.assertEqual(t.box_weight[0, 6, 6].item(), 0.0)  # outside rx
+        self.assertEqual(t.box[0, :, 6, 6].abs().sum().item(), 0.0)
+
+    def test_smaller_box_wins(self):
+        t = torch.tensor
+        boxes = t([[1.0, 1.0, 5.0, 4.0], [2.0, 2.0, 3.0, 3.0]])  # cells; the second inside
+        target, weight = ltrb_targets(
+            boxes, t([1.0, 2.0]), t([0, 0]), t([[3, 2], [2, 2]]), t([[1, 1], [0, 0]]), (1, 6, 7)
+        )
+        # cell (2, 2) is in both areas: the small box, its only cell, weight 1 * 2
+        self.assertEqual(target[0, :, 2, 2].tolist(), [0.5, 0.5, 0.5, 0.5])
+        self.assertEqual(weight[0, 2, 2].item(), 2.0)
+        # cell (3, 2), the large box's centre: (3.5 - 1, 2.5 - 1, 5 - 3.5, 4 - 2.5)
+        self.assertEqual(target[0, :, 2, 3].tolist(), [2.5, 1.5, 1.5, 1.5])
+        # sigma 1 / 2 both ways: sum of g = (1 + 2 e^-2)^2; its centre cell weighs 1 / that
+        self.assertAlmostEqual(weight[0, 2, 3].item(), 1 / (1 + 2 * math.exp(-2)) ** 2, places=6)
+
+    def _compare(self, seed, kind, beta):
+        g = torch.Generator().manual_seed(seed)
+        stride, shape, sizes = 4, (3, 2, 20, 24), [(78, 96), (80, 90), (60, 70)]
+        boxes = []
+        for n, (h, w) in zip([9, 0, 14], sizes):  # the second image has no objects
+            xy = torch.rand(n, 2, generator=g) * torch.tensor([w + 20.0, h + 20.0]) - 10
+            wh = torch.rand(n, 2, generator=g) * 50 + 0.5
+            b = torch.cat([xy, xy + wh], dim=1)
+            if n:
+                b[0] = torch.tensor([0.0, 0.0, w, 9.0])  # touches three borders
+                b[1] = torch.tensor([5.0, 5.0, 5.0, 30.0])  # zero width: dropped
+                b[2] = torch.tensor([10.0, 10.0, 40.0, 30.0])  # equal areas, overlapping:
+                b[3] = torch.tensor([14.0, 12.0, 44.0, 32.0])  # the first wins
+                b[4] = torch.tensor([30.0, 30.0, 30.5, 31.0])  # under 1 px^2: weight 0
+            boxes.append(b)
+        classes = [torch.randint(0, 2, (len(b),), generator=g) for b in boxes]
+        gt = [_instances(b, c, s) for b, c, s in zip(boxes, classes, sizes)]
+        t = build_targets(gt, sizes, shape, stride, TargetSettings(kind, ltrb_beta=beta), True)
+        ref_target, ref_weight = _reference_ltrb(boxes, sizes, (3, 20, 24), stride, beta)
+        np.testing.assert_allclose(t.box.numpy(), ref_target, atol=1e-5)
+        np.testing.assert_allclose(t.box_weight.numpy(), ref_weight, atol=1e-6)
+        self.assertEqual(t.box_weight[1].abs().sum().item(), 0.0)
+
+    def test_against_reference(self):
+        for seed in range(3):
+            self._compare(seed, "ttf", 0.54)
+        self._compare(3, "cornernet", 0.3)  # the regression area does not follow the heatmap
+
+    def test_not_requested_and_empty(self):
+        gt = [_instances([[0.0, 0.0, 20.0, 20.0]], [0], (32, 32))]
+        self.assertIsNone(build_targets(gt, [(32, 32)], (1, 1, 8, 8), 4).box)
+        t = build_targets(
+            [_instances([], [], (32, 32))] * 2, [(32, 32)] * 2, (2, 1, 8, 8), 4, with_ltrb=True
+        )
+        self.assertEqual(t.box.shape, (2, 4, 8, 8))
+        self.assertEqual(t.box_weight.abs().sum().item(), 0.0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,48 +1,42 @@
-"""Test-time augmentation: flip merging, multi-scale merging, the model's TTA inference, and its
-use from Detectron2's DefaultPredictor and Trainer.test."""
+"""Test-time augmentation: flip merging, multi-scale merging, the CenterNetWithTTA wrapper, and
+its use from CenterNetPredictor, Trainer.test_with_TTA and tools/train_net.py --eval-only."""
 
 import math
 import os
 import tempfile
 import unittest
-from unittest import mock
 
 import numpy as np
 import torch
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 
-from centernet_d2 import add_centernet_config
 from centernet_d2.data import generate_shapes_dataset, register_coco_dataset
-from centernet_d2.modeling import CenterNet
+from centernet_d2.engine.predictor import CenterNetPredictor
 from centernet_d2.modeling.tta import (
+    CenterNetWithTTA,
     mean_probability_logits,
     merge_detections,
     merge_flipped,
     resize_image,
     scaled_size,
 )
+from tests.common import CONFIG, LTRB_CONFIG, model_cfg
 
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-CPU_CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
-LTRB_CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_MobileNetV3_small_FPN_shapes_ltrb.yaml")
-
-
-def _cfg(path, *opts):
-    cfg = get_cfg()
-    add_centernet_config(cfg)
-    cfg.merge_from_file(path)
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *opts])
-    return cfg
+CPU_CONFIG = CONFIG
+_cfg = model_cfg
 
 
 def _model(path, *opts):
-    """A model of the config with TTA options, random weights from seed 0, in eval mode."""
+    """A model of the config, random weights from seed 0, in eval mode."""
     torch.manual_seed(0)
     return build_model(_cfg(path, *opts)).eval()
+
+
+def _tta(model, path, *opts):
+    """``model`` wrapped in CenterNetWithTTA built from the config with ``opts``."""
+    return CenterNetWithTTA(_cfg(path, "TEST.AUG.ENABLED", "True", *opts), model)
 
 
 def _symmetric_image(height=64, width=64, seed=0):
@@ -94,6 +88,7 @@ class TestFlipMerge(unittest.TestCase):
         out = merge_flipped(
             {"heatmap": heat, "size": size, "offset": offset},
             {"heatmap": heat_m, "size": size_m, "offset": offset_m},
+            "size_offset",
         )
         # x = 0: p = (1/2 + 3/4) / 2 = 5/8; elsewhere 1/2
         np.testing.assert_allclose(torch.sigmoid(out["heatmap"]).flatten(), [5 / 8, 0.5, 0.5])
@@ -103,14 +98,12 @@ class TestFlipMerge(unittest.TestCase):
         box = torch.zeros(1, 4, 1, 3)
         box_m = torch.zeros(1, 4, 1, 3)
         box_m[0, :, 0, 2] = torch.tensor([1.0, 2.0, 3.0, 4.0])  # mirror x = 2 -> image x = 0
-        out = merge_flipped({"heatmap": heat, "box": box}, {"heatmap": heat_m, "box": box_m})
+        out = merge_flipped(
+            {"heatmap": heat, "box": box}, {"heatmap": heat_m, "box": box_m}, "ltrb"
+        )
         # l and r swap when mirrored back: (3, 2, 1, 4) / 2
         self.assertEqual(out["box"][0, :, 0, 0].tolist(), [1.5, 1.0, 0.5, 2.0])
         self.assertEqual(out["box"][0, :, 0, 1:].abs().sum().item(), 0.0)
-
-    def test_unknown_output(self):
-        with self.assertRaisesRegex(ValueError, "heatmap, size, offset and box.*'mask'"):
-            merge_flipped({"mask": torch.zeros(1, 1, 1, 1)}, {"mask": torch.zeros(1, 1, 1, 1)})
 
 
 class TestScales(unittest.TestCase):
@@ -142,43 +135,33 @@ class TestScales(unittest.TestCase):
         np.testing.assert_allclose(top2.scores.numpy(), [0.9, 0.7])
 
 
-class TestModelTTA(unittest.TestCase):
-    def test_off_and_disabled_give_the_plain_output(self):
+class TestWrapper(unittest.TestCase):
+    def test_one_scale_without_flip_is_the_plain_model(self):
         image = _symmetric_image(64, 96)
         inputs = [{"image": image, "height": 48, "width": 72}]
-        plain = _model(CPU_CONFIG)
-        self.assertFalse(plain.tta_enabled)
-        # keys set but TEST.AUG.ENABLED off: no TTA
-        off = _model(CPU_CONFIG, "TEST.AUG.FLIP", "True", "TEST.AUG.MIN_SIZES", "(32, 64)")
-        self.assertFalse(off.tta_enabled)
-        # TTA path with one scale, the input's own size (64 = 48 * 64 / 48), no flip
-        one = _model(
-            CPU_CONFIG,
-            *["TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "False", "TEST.AUG.MIN_SIZES", "(64,)"],
-        )
-        self.assertTrue(one.tta_enabled)
+        model = _model(CPU_CONFIG)
+        # one scale, the input's own size (64 = 48 * 64 / 48), no flip
+        one = _tta(model, CPU_CONFIG, "TEST.AUG.FLIP", "False", "TEST.AUG.MIN_SIZES", "(64,)")
         with torch.no_grad():
-            ref = plain(inputs)[0]["instances"]
-            for model in (off, one):
-                out = model(inputs)[0]["instances"]
-                self.assertEqual(out.image_size, (48, 72))
-                self.assertTrue(torch.equal(out.pred_boxes.tensor, ref.pred_boxes.tensor))
-                self.assertTrue(torch.equal(out.scores, ref.scores))
-                self.assertTrue(torch.equal(out.pred_classes, ref.pred_classes))
+            ref = model(inputs)[0]["instances"]
+            out = one(inputs)[0]["instances"]
+        self.assertEqual(out.image_size, (48, 72))
+        self.assertTrue(torch.equal(out.pred_boxes.tensor, ref.pred_boxes.tensor))
+        self.assertTrue(torch.equal(out.scores, ref.scores))
+        self.assertTrue(torch.equal(out.pred_classes, ref.pred_classes))
 
     def test_flip_on_symmetric_image_is_symmetric(self):
         # every peak kept (T > K * H * W; non-peaks score 0): the detections as a set
         opts = ["TEST.DETECTIONS_PER_IMAGE", "2000", "MODEL.CENTERNET.SCORE_THRESH_TEST", "1e-9"]
-        model = _model(LTRB_CONFIG, *opts, "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()")
+        model = _model(LTRB_CONFIG, *opts)
+        tta = _tta(model, LTRB_CONFIG, *opts, "TEST.AUG.MIN_SIZES", "()")
         width = 64
         image = _symmetric_image(64, width)
         images = model.preprocess_image([{"image": image}])
         with torch.no_grad():
-            merged = model.predict(images)
-            model.tta_flip = False
-            plain = model.predict(images)
-            model.tta_flip = True
-            (out,) = model([{"image": image}])
+            merged = tta.predict(images.tensor)
+            plain = model.run_network(images.tensor)
+            (out,) = tta([{"image": image}])
         # the network alone is not mirror-symmetric, the flip-merged outputs are
         self.assertFalse(torch.allclose(plain["heatmap"], plain["heatmap"].flip(-1), atol=1e-3))
         self.assertTrue(torch.equal(merged["heatmap"], merged["heatmap"].flip(-1)))
@@ -193,74 +176,78 @@ class TestModelTTA(unittest.TestCase):
         torch.testing.assert_close(_sorted_rows(mirror), _sorted_rows(inst), rtol=0, atol=1e-4)
 
     def test_flip_classic_head(self):
-        model = _model(CPU_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()")
+        model = _model(CPU_CONFIG)
+        tta = _tta(model, CPU_CONFIG, "TEST.AUG.MIN_SIZES", "()")
         with torch.no_grad():
-            (out,) = model([{"image": _symmetric_image(64, 64), "height": 32, "width": 32}])
+            (out,) = tta([{"image": _symmetric_image(64, 64), "height": 32, "width": 32}])
         self.assertEqual(out["instances"].image_size, (32, 32))
         self.assertLessEqual(len(out["instances"]), 100)
 
     def test_multi_scale_merges_duplicates(self):
         inputs = [{"image": _symmetric_image(64, 80, seed=1), "height": 32, "width": 40}]
-        opts = ["TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "False", "TEST.AUG.MAX_SIZE", "80"]
+        opts = ["TEST.AUG.FLIP", "False", "TEST.AUG.MAX_SIZE", "80"]
         opts += ["MODEL.CENTERNET.SCORE_THRESH_TEST", "0.0"]
-        twice = _model(LTRB_CONFIG, *opts, "TEST.AUG.MIN_SIZES", "(64, 64)")
-        once = _model(LTRB_CONFIG, *opts, "TEST.AUG.MIN_SIZES", "(64,)")
+        model = _model(LTRB_CONFIG, "MODEL.CENTERNET.SCORE_THRESH_TEST", "0.0")
+        twice = _tta(model, LTRB_CONFIG, *opts, "TEST.AUG.MIN_SIZES", "(64, 64)")
+        once = _tta(model, LTRB_CONFIG, *opts, "TEST.AUG.MIN_SIZES", "(64,)")
         with torch.no_grad():
             (doubled,) = twice(inputs)
             (single,) = once(inputs)
         # the same scale twice: every detection twice, merged back to one -> the single scale's
         # detections after the same NMS
-        single = single["instances"]
-        expected = merge_detections([single], 0.5, 100)
+        expected = merge_detections([single["instances"]], 0.5, 100)
         self.assertEqual(len(doubled["instances"]), len(expected))  # not 2 * len(single)
         torch.testing.assert_close(
             _sorted_rows(doubled["instances"]), _sorted_rows(expected), rtol=0, atol=0
         )
 
-    def test_scales_map_to_the_original_image(self):
-        model = _model(
-            LTRB_CONFIG,
-            *[
-                "TEST.AUG.ENABLED",
-                "True",
-                "TEST.AUG.MIN_SIZES",
-                "(32, 48)",
-                "TEST.AUG.MAX_SIZE",
-                "60",
-            ],
-        )
+    def test_a_scale_maps_back_like_a_run_on_the_rescaled_image(self):
+        # original 100 x 125; scale 40 (long side <= 60): the image is run at 40 x 50 and its
+        # boxes are scaled by 125 / 50 = 2.5 in x and 100 / 40 = 2.5 in y
+        opts = ["MODEL.CENTERNET.SCORE_THRESH_TEST", "0.0"]
+        model = _model(LTRB_CONFIG, *opts)
+        tta = _tta(model, LTRB_CONFIG, *opts, "TEST.AUG.FLIP", "False",
+                   "TEST.AUG.MIN_SIZES", "(40,)", "TEST.AUG.MAX_SIZE", "60")  # fmt: skip
+        image = _symmetric_image(64, 80)
+        self.assertEqual(scaled_size(100, 125, 40, 60), (40, 50))
+        rescaled = torch.nn.functional.interpolate(
+            image[None], size=(40, 50), mode="bilinear", align_corners=False
+        )[0]
         with torch.no_grad():
-            (out,) = model([{"image": _symmetric_image(64, 80), "height": 100, "width": 125}])
-        inst = out["instances"]
+            (out,) = tta([{"image": image, "height": 100, "width": 125}])
+            (ref,) = model([{"image": rescaled}])  # boxes in the 40 x 50 image, unscaled
+        inst, ref = out["instances"], ref["instances"]
         self.assertEqual(inst.image_size, (100, 125))
-        self.assertLessEqual(len(inst), 100)
-        self.assertTrue((inst.scores[:-1] >= inst.scores[1:]).all())
-        b = inst.pred_boxes.tensor
-        self.assertTrue(((b >= 0).all() and (b[:, 2] <= 125).all() and (b[:, 3] <= 100).all()))
+        self.assertEqual(len(inst), len(ref))
+        expected = ref.pred_boxes.tensor * 2.5
+        expected[:, 0::2] = expected[:, 0::2].clamp(0, 125)
+        expected[:, 1::2] = expected[:, 1::2].clamp(0, 100)
+        torch.testing.assert_close(inst.pred_boxes.tensor, expected, rtol=0, atol=1e-3)
+        torch.testing.assert_close(inst.scores, ref.scores)
 
     def test_bad_values(self):
+        model = _model(CPU_CONFIG)
         with self.assertRaisesRegex(ValueError, "TEST.AUG.MIN_SIZES"):
-            _model(CPU_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(0,)")
+            _tta(model, CPU_CONFIG, "TEST.AUG.MIN_SIZES", "(0,)")
         with self.assertRaisesRegex(ValueError, "MODEL.CENTERNET.TTA_NMS_THRESH"):
-            _model(CPU_CONFIG, "MODEL.CENTERNET.TTA_NMS_THRESH", "0.0")
+            _tta(model, CPU_CONFIG, "MODEL.CENTERNET.TTA_NMS_THRESH", "0.0")
 
 
-class TestTTAFromDetectron2(unittest.TestCase):
-    def test_default_predictor(self):
-        cfg = _cfg(LTRB_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(48, 64)")
-        cfg.merge_from_list(["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"])
-        predictor = DefaultPredictor(cfg)
-        self.assertTrue(predictor.model.tta_enabled and predictor.model.tta_flip)
+class TestTTAApplied(unittest.TestCase):
+    def test_predictor_wraps_the_model(self):
+        opts = ["TEST.AUG.MIN_SIZES", "(48, 64)", "INPUT.MIN_SIZE_TEST", "64"]
+        opts += ["INPUT.MAX_SIZE_TEST", "64", "DATASETS.TEST", "()"]
+        plain = CenterNetPredictor(_cfg(LTRB_CONFIG, *opts))
+        self.assertNotIsInstance(plain.model, CenterNetWithTTA)
+        predictor = CenterNetPredictor(_cfg(LTRB_CONFIG, "TEST.AUG.ENABLED", "True", *opts))
+        self.assertIsInstance(predictor.model, CenterNetWithTTA)
+        self.assertEqual(predictor.model.min_sizes, (48, 64))
         image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-        with mock.patch.object(
-            CenterNet, "inference_with_tta", autospec=True, side_effect=CenterNet.inference_with_tta
-        ) as tta:
-            out = predictor(image)
-        self.assertEqual(tta.call_count, 1)
+        out = predictor(image)
         self.assertIsInstance(out["instances"], Instances)
         self.assertEqual(out["instances"].image_size, (40, 50))
 
-    def test_trainer_test(self):
+    def test_trainer_test_with_tta(self):
         from centernet_d2.engine import Trainer
 
         name = "tta_test_shapes"
@@ -277,16 +264,13 @@ class TestTTAFromDetectron2(unittest.TestCase):
                     *["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(48, 64)"],
                     *["DATALOADER.NUM_WORKERS", "0"],
                 )
-                model = Trainer.build_model(cfg)
-                with mock.patch.object(
-                    CenterNet,
-                    "inference_with_tta",
-                    autospec=True,
-                    side_effect=CenterNet.inference_with_tta,
-                ) as tta:
-                    results = Trainer.test(cfg, model)
+                results = Trainer.test_with_TTA(cfg, Trainer.build_model(cfg))
+                self.assertTrue(os.path.isdir(os.path.join(root, "inference_TTA")))
             finally:
                 DatasetCatalog.remove(name)
                 MetadataCatalog.remove(name)
-        self.assertEqual(tta.call_count, 2)  # one image per batch
-        self.assertIn("AP", results["bbox"])
+        self.assertIn("AP", results["bbox_TTA"])
+
+
+if __name__ == "__main__":
+    unittest.main()

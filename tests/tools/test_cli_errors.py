@@ -69,61 +69,36 @@ class TestUserMistakes(unittest.TestCase):
 
     def test_train_net(self):
         out = ["OUTPUT_DIR", self.out]
-        self.assertUserError("train_net", ["--config-file", "nope.yaml"], "nope.yaml not found")
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "MODEL.CENTERNET.NUM_CLASS", "3"] + out,
-            "unknown config key MODEL.CENTERNET.NUM_CLASS; "
-            "did you mean MODEL.CENTERNET.NUM_CLASSES?",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "SOLVER.MAX_ITER", "many"] + out,
-            "SOLVER.MAX_ITER must be of int like its default 1000, got 'many'",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "--eval-only", "MODEL.WEIGHTS", "/nope/model.pth"] + out,
-            "checkpoint /nope/model.pth not found; set MODEL.WEIGHTS",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "--eval-only", "MODEL.WEIGHTS", self.not_torch] + out,
-            f"cannot read checkpoint {self.not_torch}",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "--coco-dataset", "x", "nothere.json", "."] + out,
-            "--coco-dataset x: COCO annotation file nothere.json not found",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "--voc-dataset", "v", "/nope/VOC", "trainval"] + out,
-            "--voc-dataset v: VOC folder /nope/VOC not found",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "MODEL.CENTERNET.NUM_CLASSES", "3"] + out,
-            "NUM_CLASSES is 3 but dataset 'shapes_train' has 5 categories",
-            "Set MODEL.CENTERNET.NUM_CLASSES 5",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "INPUT.MIN_SIZE_TRAIN", "(640,)"] + out,
-            "INPUT.MIN_SIZE_TRAIN is (640,), but CenterNet's training does not use it; set "
-            "INPUT.CENTERNET.TRAIN_SIZE",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "DATALOADER.ASPECT_RATIO_GROUPING", "False"] + out,
-            "DATALOADER.ASPECT_RATIO_GROUPING is False",
-        )
-        self.assertUserError(
-            "train_net",
-            ["--config-file", CONFIG, "DATASETS.TRAIN", "('shapes_trian',)"] + out,
-            "did you mean 'shapes_train'?",
-            "--coco-dataset, --voc-dataset or --yolo-dataset",
-        )
+        cases = [  # (argv, texts the error names)
+            (["--config-file", "nope.yaml"], ["nope.yaml not found"]),
+            (["MODEL.CENTERNET.NUM_CLASS", "3"], ["unknown config key MODEL.CENTERNET.NUM_CLASS; "
+                                                  "did you mean MODEL.CENTERNET.NUM_CLASSES?"]),
+            (["SOLVER.MAX_ITER", "many"],
+             ["SOLVER.MAX_ITER must be of int like its default 1000, got 'many'"]),
+            (["--eval-only", "MODEL.WEIGHTS", "/nope/model.pth"],
+             ["checkpoint /nope/model.pth not found; set MODEL.WEIGHTS"]),
+            (["--eval-only", "MODEL.WEIGHTS", self.not_torch],
+             [f"cannot read checkpoint {self.not_torch}"]),
+            (["--coco-dataset", "x", "nothere.json", "."],
+             ["--coco-dataset x: COCO annotation file nothere.json not found"]),
+            (["--voc-dataset", "v", "/nope/VOC", "trainval"],
+             ["--voc-dataset v: VOC folder /nope/VOC not found"]),
+            (["MODEL.CENTERNET.NUM_CLASSES", "3"],
+             ["NUM_CLASSES is 3 but dataset 'shapes_train' has 5 categories",
+              "Set MODEL.CENTERNET.NUM_CLASSES 5"]),
+            (["INPUT.MIN_SIZE_TRAIN", "(640,)"],
+             ["INPUT.MIN_SIZE_TRAIN is (640,), but CenterNet's training does not use it; set "
+              "INPUT.CENTERNET.TRAIN_SIZE"]),
+            (["DATALOADER.ASPECT_RATIO_GROUPING", "False"],
+             ["DATALOADER.ASPECT_RATIO_GROUPING is False"]),
+            (["DATASETS.TRAIN", "('shapes_trian',)"],
+             ["did you mean 'shapes_train'?", "--coco-dataset, --voc-dataset or --yolo-dataset"]),
+        ]  # fmt: skip
+        for argv, expected in cases:
+            with self.subTest(argv=argv):
+                if argv[0] != "--config-file":
+                    argv = ["--config-file", CONFIG] + argv
+                self.assertUserError("train_net", argv + out, *expected)
 
     def test_demo(self):
         demo = ["--config-file", CONFIG, "--output", self.out]

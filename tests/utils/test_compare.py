@@ -4,7 +4,7 @@ import tempfile
 import unittest
 
 from centernet_d2.utils.compare import ap_curve, compare_table, iterations_to_reach
-from tests.tools_loader import load_tool
+from tests.common import load_tool
 
 
 def _write_metrics(folder, points):

@@ -11,54 +11,33 @@ Shape shorthand: N images, C channels, H/W height and width of a feature map.
 
 import logging
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
-import fvcore.nn.weight_init as weight_init
 import torch
 import torch.nn.functional as F
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
-from detectron2.modeling import BACKBONE_REGISTRY, Backbone, build_resnet_backbone
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import nn
 
-from ...layers import ModulatedDeformConv2d
+from .common import (
+    GN_GROUPS,
+    RESNET_FEATURES,
+    bilinear_upsample_kernel,
+    build_norm,
+    build_resnet_bottom_up,
+    check_choice,
+    conv_norm_relu,
+)
 
-__all__ = [
-    "DeconvUpsampler",
-    "bilinear_upsample_kernel",
-    "build_resnet_bottom_up",
-    "build_resnet_deconv_backbone",
-]
+__all__ = ["DeconvUpsampler", "build_resnet_deconv_backbone"]
 
 logger = logging.getLogger(__name__)
 
-# Norm names accepted by DeconvUpsampler (passed to detectron2.layers.get_norm; "" means none).
+# Norm names accepted by DeconvUpsampler (passed to common.build_norm; "" means none).
 DECONV_NORMS = ("BN", "SyncBN", "FrozenBN", "GN", "")
 # Transposed-conv kernel size -> (padding, output_padding) giving an output of exactly 2x the
 # input, as in the reference CenterNet's ``_get_deconv_cfg``.
 DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
-# Channels per group of detectron2's "GN" (nn.GroupNorm(32, C)).
-GN_GROUPS = 32
-RESNET_FEATURES = ("res2", "res3", "res4", "res5")
-
-
-def bilinear_upsample_kernel(kernel_size: int, stride: int = 2) -> torch.Tensor:
-    """Bilinear-interpolation weights of a transposed conv that upsamples by ``stride``.
-
-    The taps are those of the reference CenterNet / FCN bilinear filter,
-    ``(1 - |i - center| / f)`` along each axis with ``f = ceil(kernel_size / 2)``; the taps of each
-    of the ``stride`` output phases are then normalised to sum to 1, so that a constant map stays
-    constant away from the border (a no-op for kernel 3 and 4; kernel 2 becomes nearest-neighbour).
-
-    Returns:
-        (kernel_size, kernel_size) float tensor. For kernel 4: the outer product of
-        ``[0.25, 0.75, 0.75, 0.25]`` with itself.
-    """
-    f = math.ceil(kernel_size / 2)
-    center = f - 1 if kernel_size % 2 == 1 else f - 0.5
-    taps = 1 - (torch.arange(kernel_size, dtype=torch.float64) - center).abs() / f  # (k,)
-    for phase in range(stride):
-        taps[phase::stride] /= taps[phase::stride].sum()
-    return torch.outer(taps, taps).float()
 
 
 class _DeconvStage(nn.Module):
@@ -69,18 +48,8 @@ class _DeconvStage(nn.Module):
         self, in_channels: int, out_channels: int, kernel_size: int, norm: str, deformable: bool
     ):
         super().__init__()
-        use_bias = norm == ""
-        conv_type = ModulatedDeformConv2d if deformable else Conv2d
-        self.conv = conv_type(
-            in_channels,
-            out_channels,
-            kernel_size=3,
-            padding=1,
-            bias=use_bias,
-            norm=get_norm(norm, out_channels),
-            activation=F.relu,
-        )
-        weight_init.c2_msra_fill(self.conv)
+        use_bias = norm == ""  # the norm has its own bias
+        self.conv = conv_norm_relu(in_channels, out_channels, norm, deformable)
         padding, output_padding = DECONV_PADDING[kernel_size]
         self.up = nn.ConvTranspose2d(
             out_channels,
@@ -91,7 +60,7 @@ class _DeconvStage(nn.Module):
             output_padding=output_padding,
             bias=use_bias,
         )
-        self.up_norm = get_norm(norm, out_channels)
+        self.up_norm = build_norm(norm, out_channels)
         # Each channel is upsampled bilinearly on its own (weight is (C_in, C_out, k, k)). The
         # reference code's fill_up_weights writes the kernel into w[:, 0] only, which is right for
         # the depthwise convs it was written for; for a full transposed conv the diagonal is the
@@ -179,35 +148,6 @@ class DeconvUpsampler(Backbone):
         return {self._out_features[0]: y}
 
 
-def _check_choice(key: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f"{key} must be one of {list(allowed)}, got {value!r}")
-
-
-def _check_list(key: str, values: Sequence[str], allowed: Sequence[str]) -> None:
-    if len(values) == 0 or any(v not in allowed for v in values):
-        raise ValueError(f"{key} must be a non-empty list of {list(allowed)}, got {values!r}")
-
-
-def build_resnet_bottom_up(cfg, input_shape: ShapeSpec, out_features: List[str]) -> Backbone:
-    """Detectron2's ResNet (MODEL.RESNETS.*) returning ``out_features`` whatever
-    MODEL.RESNETS.OUT_FEATURES says; stages after the last of them are not built.
-
-    The given cfg is not modified (a clone is changed).
-    """
-    _check_list("out_features", out_features, RESNET_FEATURES)
-    r = cfg.MODEL.RESNETS
-    if r.DEPTH in (18, 34) and r.RES2_OUT_CHANNELS != 64:
-        raise ValueError(
-            f"MODEL.RESNETS.RES2_OUT_CHANNELS must be 64 for MODEL.RESNETS.DEPTH={r.DEPTH}, "
-            f"got {r.RES2_OUT_CHANNELS}"
-        )
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.RESNETS.OUT_FEATURES = list(out_features)
-    return build_resnet_backbone(cfg, input_shape)
-
-
 @BACKBONE_REGISTRY.register()
 def build_resnet_deconv_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
     """ResNet / ResNeXt (MODEL.RESNETS.*, depth 18/34/50/101/152) + :class:`DeconvUpsampler`
@@ -217,9 +157,9 @@ def build_resnet_deconv_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
         a backbone with the single output ``"p2"`` (stride 4) for the default config.
     """
     c = cfg.MODEL.CENTERNET.DECONV
-    _check_choice("MODEL.CENTERNET.DECONV.IN_FEATURE", c.IN_FEATURE, RESNET_FEATURES)
-    _check_choice("MODEL.CENTERNET.DECONV.KERNEL_SIZE", c.KERNEL_SIZE, tuple(DECONV_PADDING))
-    _check_choice("MODEL.CENTERNET.DECONV.NORM", c.NORM, DECONV_NORMS)
+    check_choice("MODEL.CENTERNET.DECONV.IN_FEATURE", c.IN_FEATURE, RESNET_FEATURES)
+    check_choice("MODEL.CENTERNET.DECONV.KERNEL_SIZE", c.KERNEL_SIZE, DECONV_PADDING)
+    check_choice("MODEL.CENTERNET.DECONV.NORM", c.NORM, DECONV_NORMS)
     channels = list(c.CHANNELS)
     if c.NORM == "GN" and any(ch % GN_GROUPS for ch in channels):
         raise ValueError(

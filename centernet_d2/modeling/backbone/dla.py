@@ -27,15 +27,13 @@ Shape shorthand: N images, C channels, H/W height and width of the input images.
 import math
 from typing import Dict, List, Optional, Sequence
 
-import fvcore.nn.weight_init as weight_init
 import torch
 import torch.nn.functional as F
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import nn
 
-from ...layers import ModulatedDeformConv2d
-from .deconv import bilinear_upsample_kernel
+from .common import bilinear_upsample_kernel, build_norm, check_choice, conv_norm_relu
 
 __all__ = ["DLA", "DLAUp", "DLAUpsampler", "IDAUp", "Tree", "build_dla34_backbone"]
 
@@ -45,23 +43,17 @@ DLA34_CHANNELS = (16, 32, 64, 128, 256, 512)
 DLA_FEATURES = tuple(f"level{i}" for i in range(len(DLA34_LEVELS)))
 # Bottom-up levels merged by the up path (strides 4, 8, 16, 32); the output has the first's stride.
 UP_FEATURES = ("level2", "level3", "level4", "level5")
-# "" (no norm) is left out: the blocks have no biases.
+# "" (no norm) is left out: the blocks have no biases. Passed to common.build_norm: "GN" has 32
+# groups, gcd(32, C) on layers of fewer channels (the 16-channel stem).
 DLA_NORMS = ("BN", "SyncBN", "FrozenBN", "GN")
-# Groups of detectron2's "GN"; layers of fewer channels (the 16-channel stem) use gcd(32, C).
-GN_GROUPS = 32
-
-
-def _norm(norm: str, channels: int) -> nn.Module:
-    """``detectron2.layers.get_norm``, except that "GN" has gcd(32, channels) groups."""
-    if norm == "GN":
-        return nn.GroupNorm(math.gcd(GN_GROUPS, channels), channels)
-    return get_norm(norm, channels)
 
 
 def _conv_bn_relu(
     in_channels: int, out_channels: int, kernel_size: int, stride: int, norm: str
 ) -> List[nn.Module]:
-    """[conv (no bias), norm, ReLU]: the layers of the stem and of levels 0 and 1."""
+    """[conv (no bias), norm, ReLU] as separate layers, the layers of the stem and of levels 0 and 1
+    (named ``<i>``, ``<i + 1>``, ``<i + 2>`` in their ``nn.Sequential``, as in the DLA authors'
+    model)."""
     return [
         nn.Conv2d(
             in_channels,
@@ -71,7 +63,7 @@ def _conv_bn_relu(
             padding=kernel_size // 2,
             bias=False,
         ),
-        _norm(norm, out_channels),
+        build_norm(norm, out_channels),
         nn.ReLU(inplace=True),
     ]
 
@@ -83,9 +75,9 @@ class BasicBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int, norm: str):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = _norm(norm, out_channels)
+        self.bn1 = build_norm(norm, out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.bn2 = _norm(norm, out_channels)
+        self.bn2 = build_norm(norm, out_channels)
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``residual``: the shortcut, (N, C_out, H / stride, W / stride); ``x`` when None."""
@@ -100,7 +92,7 @@ class Root(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, norm: str):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        self.bn = _norm(norm, out_channels)
+        self.bn = build_norm(norm, out_channels)
 
     def forward(self, children: Sequence[torch.Tensor]) -> torch.Tensor:
         """``children``: maps of one size, channels summing to ``in_channels``."""
@@ -164,7 +156,7 @@ class Tree(nn.Module):
         self.project = None
         if levels == 1 and in_channels != out_channels:
             self.project = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, bias=False), _norm(norm, out_channels)
+                nn.Conv2d(in_channels, out_channels, 1, bias=False), build_norm(norm, out_channels)
             )
 
     def forward(self, x: torch.Tensor, children: Sequence[torch.Tensor] = ()) -> torch.Tensor:
@@ -260,22 +252,6 @@ class DLA(Backbone):
         return outputs
 
 
-def _conv3x3(in_channels: int, out_channels: int, norm: str, deformable: bool) -> nn.Module:
-    """3x3 conv (modulated deformable or plain) + norm + ReLU, MSRA-initialised."""
-    conv_type = ModulatedDeformConv2d if deformable else Conv2d
-    conv = conv_type(
-        in_channels,
-        out_channels,
-        kernel_size=3,
-        padding=1,
-        bias=False,
-        norm=_norm(norm, out_channels),
-        activation=F.relu,
-    )
-    weight_init.c2_msra_fill(conv)
-    return conv
-
-
 class IDAUp(nn.Module):
     """Iterative deep aggregation upwards (CenterNet's fig. 6): with x[0] the finest map,
 
@@ -307,7 +283,9 @@ class IDAUp(nn.Module):
         for i in range(1, len(in_channels)):
             f = up_factors[i]
             assert f >= 2 and f & (f - 1) == 0, up_factors
-            self.add_module(f"proj_{i}", _conv3x3(in_channels[i], out_channels, norm, deformable))
+            self.add_module(
+                f"proj_{i}", conv_norm_relu(in_channels[i], out_channels, norm, deformable)
+            )
             # kernel 2f, stride f, padding f / 2: exactly f times the size.
             up = nn.ConvTranspose2d(
                 out_channels,
@@ -321,7 +299,9 @@ class IDAUp(nn.Module):
             with torch.no_grad():
                 up.weight.copy_(bilinear_upsample_kernel(2 * f, stride=f).expand_as(up.weight))
             self.add_module(f"up_{i}", up)
-            self.add_module(f"node_{i}", _conv3x3(out_channels, out_channels, norm, deformable))
+            self.add_module(
+                f"node_{i}", conv_norm_relu(out_channels, out_channels, norm, deformable)
+            )
         self._num_inputs = len(in_channels)
 
     def forward(self, x: Sequence[torch.Tensor]) -> List[torch.Tensor]:
@@ -465,8 +445,7 @@ def build_dla34_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
         levels listed in MODEL.DLA.OUT_FEATURES.
     """
     c = cfg.MODEL.DLA
-    if c.NORM not in DLA_NORMS:
-        raise ValueError(f"MODEL.DLA.NORM must be one of {list(DLA_NORMS)}, got {c.NORM!r}")
+    check_choice("MODEL.DLA.NORM", c.NORM, DLA_NORMS)
     out_features = list(c.OUT_FEATURES)
     if "p2" not in out_features or not set(out_features) <= {"p2", *DLA_FEATURES}:
         raise ValueError(

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
 
-from .deconv import RESNET_FEATURES, build_resnet_bottom_up
+from .common import RESNET_FEATURES, build_resnet_bottom_up, check_choice
 from .mobilenet import MOBILENET_FEATURES, build_mobilenet_bottom_up
 
 __all__ = ["FinestLevelFPN", "build_mobilenet_fpn_p2_backbone", "build_resnet_fpn_p2_backbone"]
@@ -93,8 +93,7 @@ def _fpn_p2(cfg, build_bottom_up: BottomUpBuilder, input_shape: ShapeSpec, featu
             f"{list(features)} (strides 4, 8, ...; the FPN returns the stride-4 p2), "
             f"got {c.IN_FEATURES!r}"
         )
-    if c.FUSE_TYPE not in FUSE_TYPES:
-        raise ValueError(f"MODEL.FPN.FUSE_TYPE must be one of {FUSE_TYPES}, got {c.FUSE_TYPE!r}")
+    check_choice("MODEL.FPN.FUSE_TYPE", c.FUSE_TYPE, FUSE_TYPES)
     bottom_up = build_bottom_up(cfg, input_shape, c.IN_FEATURES)
     fpn = FinestLevelFPN(
         bottom_up, c.IN_FEATURES, c.OUT_CHANNELS, norm=c.NORM, fuse_type=c.FUSE_TYPE

@@ -25,6 +25,8 @@ from detectron2.layers import FrozenBatchNorm2d, ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import nn
 
+from .common import GN_GROUPS, check_choice
+
 __all__ = ["MobileNetBackbone", "build_mobilenet_backbone", "build_mobilenet_bottom_up"]
 
 logger = logging.getLogger(__name__)
@@ -167,17 +169,14 @@ def build_mobilenet_bottom_up(
     """:class:`MobileNetBackbone` from MODEL.MOBILENET.{NAME, NORM, FREEZE_AT}, returning
     ``out_features`` (a subset of "m2".."m5")."""
     c = cfg.MODEL.MOBILENET
-    if c.NAME not in MOBILENETS:
-        raise ValueError(f"MODEL.MOBILENET.NAME must be one of {list(MOBILENETS)}, got {c.NAME!r}")
+    check_choice("MODEL.MOBILENET.NAME", c.NAME, MOBILENETS)
     if c.NORM == "GN":
         raise ValueError(
-            "MODEL.MOBILENET.NORM='GN' is not supported: GN uses 32 groups and MobileNet widths "
-            f"(16, 24, 72, 88, ...) are not multiples of 32; use one of {list(MOBILENET_NORMS)}"
+            f"MODEL.MOBILENET.NORM='GN' is not supported: GN uses {GN_GROUPS} groups and MobileNet "
+            f"widths (16, 24, 72, 88, ...) are not multiples of {GN_GROUPS}; use one of "
+            f"{list(MOBILENET_NORMS)}"
         )
-    if c.NORM not in MOBILENET_NORMS:
-        raise ValueError(
-            f"MODEL.MOBILENET.NORM must be one of {list(MOBILENET_NORMS)}, got {c.NORM!r}"
-        )
+    check_choice("MODEL.MOBILENET.NORM", c.NORM, MOBILENET_NORMS)
     if not 0 <= c.FREEZE_AT <= NUM_STAGES:
         raise ValueError(
             f"MODEL.MOBILENET.FREEZE_AT must be in 0..{NUM_STAGES} (0: none, 1: stem, 2: up to "

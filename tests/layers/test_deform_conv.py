@@ -1,16 +1,13 @@
-"""ModulatedDeformConv2d (DCNv2 on torchvision's deform_conv2d) and the deformable upsampler."""
+"""ModulatedDeformConv2d: DCNv2 on torchvision's deform_conv2d."""
 
 import unittest
 
 import torch
 import torch.nn.functional as F
 from detectron2.layers import get_norm
-from detectron2.modeling import build_backbone
 
 from centernet_d2.layers import ModulatedDeformConv2d, modulated_deform_conv2d
-from tests.modeling.test_backbones import R18, SMALL_DECONV, BackboneTestCase, make_cfg
 
-DEFORMABLE = ["MODEL.CENTERNET.DECONV.DEFORMABLE", True]
 # A mask logit whose sigmoid is 1 in float32 (1 - sigmoid(40) = 4e-18 < 2**-24).
 SATURATED_LOGIT = 40.0
 
@@ -128,33 +125,6 @@ class TestModulatedDeformConv(unittest.TestCase):
     def test_bad_groups_raise(self):
         with self.assertRaisesRegex(ValueError, "deformable_groups"):
             ModulatedDeformConv2d(6, 4, 3, deformable_groups=4)
-
-
-class TestDeformableUpsampler(BackboneTestCase):
-    def test_shapes_and_layers(self):
-        backbone = build_backbone(make_cfg("build_resnet_deconv_backbone", R18 + DEFORMABLE))
-        for i in (1, 2, 3):
-            self.assertIsInstance(getattr(backbone, f"stage{i}").conv, ModulatedDeformConv2d)
-        self.run_on_odd_sizes(backbone, {"p2": (64, 4)})
-
-    def test_parameter_names_only_add_offset_convs(self):
-        plain = build_backbone(make_cfg("build_resnet_deconv_backbone", R18 + SMALL_DECONV))
-        deform = build_backbone(
-            make_cfg("build_resnet_deconv_backbone", R18 + SMALL_DECONV + DEFORMABLE)
-        )
-        plain_keys, deform_keys = set(plain.state_dict()), set(deform.state_dict())
-        self.assertLess(plain_keys, deform_keys)  # DEFORMABLE False: the names of older models
-        added = {
-            f"stage{i}.conv.conv_offset_mask.{p}" for i in (1, 2, 3) for p in ("weight", "bias")
-        }
-        self.assertEqual(deform_keys - plain_keys, added)
-        # ResNet-18 res5 has 512 channels: 27 * (512 * 9 + 1); then 27 * (32 * 9 + 1) twice.
-        extra = sum(deform.state_dict()[k].numel() for k in added)
-        self.assertEqual(extra, 27 * (512 * 9 + 1) + 2 * 27 * (32 * 9 + 1))
-
-    def test_all_trainable_parameters_get_gradients(self):
-        cfg = make_cfg("build_resnet_deconv_backbone", R18 + SMALL_DECONV + DEFORMABLE)
-        self.assert_all_trainable_get_grads(build_backbone(cfg))
 
 
 if __name__ == "__main__":

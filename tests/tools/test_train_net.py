@@ -11,25 +11,7 @@ import xml.etree.ElementTree as ET
 import torch
 
 from centernet_d2.data import generate_shapes_dataset, register_voc_dataset
-from tests.tools_loader import load_tool
-
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
-# a tiny schedule: small images, small batches, no periodic evaluation or checkpoints
-TINY = [
-    "SOLVER.IMS_PER_BATCH", "4",
-    "SOLVER.MAX_ITER", "20",
-    "SOLVER.STEPS", "()",
-    "SOLVER.WARMUP_ITERS", "5",
-    "SOLVER.CHECKPOINT_PERIOD", "1000",
-    "TEST.EVAL_PERIOD", "0",
-    "INPUT.CENTERNET.TRAIN_SIZE", "(128, 128)",
-    "INPUT.MIN_SIZE_TEST", "128",
-    "INPUT.MAX_SIZE_TEST", "128",
-    "DATALOADER.NUM_WORKERS", "0",
-    "SEED", "1",
-]  # fmt: skip
-
+from tests.common import CONFIG, ROOT, TINY, load_tool, write_boxes_coco, write_voc_annotation
 
 train_net = load_tool("train_net")
 
@@ -66,24 +48,6 @@ class TestBuiltinTraining(unittest.TestCase):
         log = open(os.path.join(self.out, "log.txt")).read()
         self.assertIn("eta:", log)  # Detectron2's ETA in the log
 
-    def test_eval_only_gives_the_same_ap(self):
-        weights = os.path.join(self.out, "model_final.pth")
-        with tempfile.TemporaryDirectory() as out:
-            results = run_main(
-                [
-                    "--config-file",
-                    CONFIG,
-                    "--eval-only",
-                    "MODEL.WEIGHTS",
-                    weights,
-                    "OUTPUT_DIR",
-                    out,
-                ]
-                + TINY
-            )
-        for key in ("AP", "AP50", "AP75"):
-            self.assertAlmostEqual(results["bbox"][key], self.results["bbox"][key], places=6)
-
     def test_resume_continues_from_the_saved_iteration(self):
         with tempfile.TemporaryDirectory() as out:
             for name in ("model_final.pth", "last_checkpoint"):
@@ -100,11 +64,45 @@ class TestBuiltinTraining(unittest.TestCase):
             self.assertEqual(ckpt["iteration"], 22)
 
 
+class TestEvalOnly(unittest.TestCase):
+    """Train on a set the model learns (AP > 20), then --eval-only with the final weights."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        json_file = write_boxes_coco(cls.tmp.name)
+        cls.argv = ["--config-file", CONFIG, "--coco-dataset", "boxes", json_file]
+        cls.argv += [os.path.join(cls.tmp.name, "images")] + TINY
+        cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "1", "DATASETS.TRAIN", "('boxes',)"]
+        cls.argv += ["DATASETS.TEST", "('boxes',)", "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)"]
+        cls.argv += ["INPUT.CENTERNET.SCALE_RANGE", "(0.9, 1.1)", "INPUT.MIN_SIZE_TEST", "64"]
+        cls.argv += ["INPUT.MAX_SIZE_TEST", "64", "SOLVER.WARMUP_ITERS", "20"]
+        cls.out = os.path.join(cls.tmp.name, "out")
+        opts = ["SOLVER.MAX_ITER", "400", "SOLVER.IMS_PER_BATCH", "8", "OUTPUT_DIR", cls.out]
+        cls.results = run_main(cls.argv + opts)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_the_set_is_learnt(self):
+        self.assertGreater(self.results["bbox"]["AP"], 20)
+
+    def test_eval_only_gives_the_same_ap(self):
+        weights = os.path.join(self.out, "model_final.pth")
+        with tempfile.TemporaryDirectory() as out:
+            argv = ["--eval-only"] + self.argv + ["MODEL.WEIGHTS", weights, "OUTPUT_DIR", out]
+            results = run_main(argv + ["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()"])
+        for key in ("AP", "AP50", "AP75"):
+            self.assertAlmostEqual(results["bbox"][key], self.results["bbox"][key], places=6)
+        # and with test-time augmentation (flip), reported next to it
+        self.assertGreater(results["bbox_TTA"]["AP"], 20)
+
+
 def write_voc(coco_json, image_root, voc_dir, split):
     """A Pascal-VOC-layout copy of a COCO-format dataset (the layout of many small real sets)."""
     coco = json.load(open(coco_json))
     names = {c["id"]: c["name"] for c in coco["categories"]}
-    os.makedirs(os.path.join(voc_dir, "Annotations"))
     os.makedirs(os.path.join(voc_dir, "JPEGImages"))
     os.makedirs(os.path.join(voc_dir, "ImageSets", "Main"))
     ids = []
@@ -115,25 +113,20 @@ def write_voc(coco_json, image_root, voc_dir, split):
             os.path.join(image_root, img["file_name"]),
             os.path.join(voc_dir, "JPEGImages", fileid + ".jpg"),
         )
-        root = ET.Element("annotation")
-        size = ET.SubElement(root, "size")
-        ET.SubElement(size, "width").text = str(img["width"])
-        ET.SubElement(size, "height").text = str(img["height"])
-        for a in coco["annotations"]:
-            if a["image_id"] != img["id"]:
-                continue
-            obj = ET.SubElement(root, "object")
-            ET.SubElement(obj, "name").text = names[a["category_id"]]
-            ET.SubElement(obj, "pose").text = "Unspecified"
-            ET.SubElement(obj, "truncated").text = "0"
-            ET.SubElement(obj, "difficult").text = "0"
-            box = ET.SubElement(obj, "bndbox")
-            x, y, w, h = a["bbox"]
-            for k, v in zip(("xmin", "ymin", "xmax", "ymax"), (x + 1, y + 1, x + w, y + h)):
-                ET.SubElement(box, k).text = str(round(v))
-        ET.ElementTree(root).write(os.path.join(voc_dir, "Annotations", fileid + ".xml"))
+        objects = [
+            (names[a["category_id"]], _xyxy(a["bbox"]), 0)
+            for a in coco["annotations"]
+            if a["image_id"] == img["id"]
+        ]
+        path = os.path.join(voc_dir, "Annotations", fileid + ".xml")
+        write_voc_annotation(path, objects, (img["height"], img["width"]))
     with open(os.path.join(voc_dir, "ImageSets", "Main", split + ".txt"), "w") as f:
         f.write("\n".join(ids) + "\n")
+
+
+def _xyxy(xywh):
+    x, y, w, h = xywh
+    return [round(x), round(y), round(x + w), round(y + h)]
 
 
 class TestUserDatasets(unittest.TestCase):

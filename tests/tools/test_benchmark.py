@@ -1,6 +1,5 @@
-"""tools/benchmark.py end to end on tiny sizes, and the timing helper."""
+"""tools/benchmark.py end to end on tiny sizes, and the timing helper of ``benchmarks/``."""
 
-import importlib.util
 import json
 import os
 import tempfile
@@ -8,17 +7,11 @@ import unittest
 
 import torch
 
-from centernet_d2.utils.benchmark import PhaseTimer, Stats, measure_phases
+from benchmarks.timing import PhaseTimer, Stats, measure_phases
+from tests.common import ROOT, load_tool
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+# a ResNet config: the peers are built with its depth
 CONFIG = os.path.join(ROOT, "configs", "COCO-Detection", "centernet_R_18_deconv_140e.yaml")
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class TestStats(unittest.TestCase):
@@ -109,6 +102,8 @@ class TestBenchmarkTool(unittest.TestCase):
         self.assertIn("latency_vs_retinanet_b1", report["ratios"])
         self.assertIn("train_vs_fcos", report["ratios"])
         self.assertTrue(all(isinstance(t["met"], bool) for t in report["targets"]))
+        # every limit of the tool is checked, each once with one inference batch size
+        self.assertEqual(len(report["targets"]), len(tool.LIMITS))
 
 
 if __name__ == "__main__":

@@ -1,28 +1,22 @@
-"""The Trainer's parts: optimisers, augmentation, AMP on CPU, results and pictures."""
+"""centernet_d2.engine.trainer: optimisers, CPU autocast training."""
 
-import json
 import os
 import tempfile
 import unittest
 
 import numpy as np
 import torch
-from detectron2.data import transforms as T
 from detectron2.utils.events import EventStorage
 
 from centernet_d2.data import (
-    build_centernet_augmentation,
     generate_shapes_dataset,
     register_coco_dataset,
 )
 from centernet_d2.engine import Trainer
-from centernet_d2.engine.defaults import save_results, setup_cfg
+from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.train_loop import CPUAutocastTrainer
 from centernet_d2.layers import ModulatedDeformConv2d
-from centernet_d2.utils import heatmap_overlay, plot_training_curves
-
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+from tests.common import CONFIG
 
 
 class TestOptimizer(unittest.TestCase):
@@ -81,42 +75,6 @@ class TestOptimizer(unittest.TestCase):
             Trainer.build_optimizer(cfg, torch.nn.Linear(1, 1))
 
 
-class TestAugmentation(unittest.TestCase):
-    def test_fixed_size_output_with_boxes(self):
-        cfg = setup_cfg(CONFIG, ["INPUT.CENTERNET.TRAIN_SIZE", "(96, 128)"])
-        augs = T.AugmentationList(build_centernet_augmentation(cfg, True))
-        rng = np.random.RandomState(0)
-        np.random.seed(0)  # Detectron2's augmentations draw from numpy's global RNG
-        for _ in range(5):
-            image = rng.randint(0, 255, (200, 150, 3)).astype(np.uint8)
-            boxes = np.array([[10.0, 20.0, 60.0, 90.0]])
-            inp = T.AugInput(image, boxes=boxes)
-            transforms = augs(inp)
-            self.assertEqual(inp.image.shape[:2], (96, 128))
-            # the box follows the image: scaled like it (crop, pad, flip keep sizes); it may
-            # stick out of the crop (annotations are clipped later, by the mapper)
-            resize = next(t for t in transforms if isinstance(t, T.ResizeTransform))
-            scale_x, scale_y = resize.new_w / resize.w, resize.new_h / resize.h
-            w, h = inp.boxes[0, 2] - inp.boxes[0, 0], inp.boxes[0, 3] - inp.boxes[0, 1]
-            np.testing.assert_allclose([w, h], [50 * scale_x, 70 * scale_y], rtol=1e-5)
-
-    def test_config_keys(self):
-        augs = build_centernet_augmentation(setup_cfg(CONFIG), True)
-        kinds = [type(a).__name__ for a in augs]
-        self.assertEqual(kinds[:3], ["ResizeScale", "FixedSizeCrop", "RandomFlip"])
-        self.assertIn("RandomBrightness", kinds)
-        cfg = setup_cfg(
-            CONFIG, ["INPUT.CENTERNET.COLOR_JITTER", "0.0", "INPUT.RANDOM_FLIP", "none"]
-        )
-        self.assertEqual(len(build_centernet_augmentation(cfg, True)), 2)
-        with self.assertRaisesRegex(ValueError, "SCALE_RANGE"):
-            build_centernet_augmentation(
-                setup_cfg(CONFIG, ["INPUT.CENTERNET.SCALE_RANGE", "(1.2, 0.5)"]), True
-            )
-        test = build_centernet_augmentation(setup_cfg(CONFIG), False)
-        self.assertIsInstance(test[0], T.ResizeShortestEdge)
-
-
 class TestAmpOnCpu(unittest.TestCase):
     def test_bfloat16_autocast_step(self):
         with tempfile.TemporaryDirectory() as out:
@@ -145,33 +103,5 @@ class TestAmpOnCpu(unittest.TestCase):
             self.assertTrue(any(not torch.equal(a, b) for a, b in zip(after, before)))
 
 
-class TestResultsAndPictures(unittest.TestCase):
-    def test_save_results(self):
-        results = {"bbox": {"AP": 51.234, "AP50": 80.0}}
-        with tempfile.TemporaryDirectory() as out:
-            path = save_results(results, out)
-            text = open(path).read()
-            self.assertIn("| AP | AP50 |", text)
-            self.assertIn("| 51.23 | 80.00 |", text)
-            self.assertEqual(json.load(open(os.path.join(out, "eval_results.json"))), results)
-
-    def test_training_curves_png(self):
-        with tempfile.TemporaryDirectory() as out:
-            metrics = os.path.join(out, "metrics.json")
-            with open(metrics, "w") as f:
-                for it in range(0, 100, 10):
-                    f.write(json.dumps({"iteration": it, "loss_heatmap": 5.0 / (it + 1)}) + "\n")
-                f.write(json.dumps({"iteration": 99, "bbox/AP": 30.0, "bbox/AP50": 50.0}) + "\n")
-            png = plot_training_curves(metrics, os.path.join(out, "curves.png"))
-            with open(png, "rb") as f:
-                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
-
-    def test_heatmap_overlay(self):
-        image = np.full((30, 40, 3), 100, np.uint8)
-        heatmap = torch.zeros(2, 8, 12)  # a stride-4 grid of a (32, 48) padded input
-        heatmap[1, 2, 3] = 1.0  # input pixels y 8..11, x 12..15
-        out = heatmap_overlay(image, heatmap, stride=4)
-        self.assertEqual(out.shape, image.shape)
-        hot = np.abs(out[9, 13].astype(int) - 100).sum()
-        cold = np.abs(out[25, 35].astype(int) - 100).sum()
-        self.assertGreater(hot, 3 * cold)
+if __name__ == "__main__":
+    unittest.main()

@@ -15,10 +15,7 @@ from detectron2.modeling import build_model
 from centernet_d2.data import generate_shapes_dataset
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor
-from tests.tools_loader import load_tool
-
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-CONFIG = os.path.join(ROOT, "configs", "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
+from tests.common import CONFIG, ROOT, load_tool
 
 
 class TestDemo(unittest.TestCase):

@@ -1,0 +1,47 @@
+"""centernet_d2.data.shapes_render: one image from a spec, in memory."""
+
+import unittest
+
+import numpy as np
+
+from centernet_d2.data.shapes_render import SHAPE_CLASSES, render_shapes, render_shapes_image
+from centernet_d2.data.shapes_spec import ShapesSpec
+
+
+class TestShapesRender(unittest.TestCase):
+    def test_occlusion_limit(self):
+        rng = np.random.default_rng(0)
+        for _ in range(10):
+            img, objects = render_shapes_image(rng, (80, 112), max_size=64, max_occlusion=0.6)
+            self.assertEqual(img.shape, (80, 112, 3))
+            self.assertEqual(img.dtype, np.uint8)
+            for obj in objects:
+                self.assertGreaterEqual(obj["visible"], 0.4)
+
+    def test_image_of_a_split(self):
+        spec = ShapesSpec(num_images=3, seed=4, image_size=(72, 96), max_size=48)
+        img, objects = render_shapes(spec, 2)
+        # image i of a split is the image drawn from default_rng([seed, i]) ...
+        ref_img, ref_objects = render_shapes_image(
+            np.random.default_rng([4, 2]), (72, 96), max_size=48
+        )
+        np.testing.assert_array_equal(img, ref_img)
+        self.assertEqual(objects, ref_objects)
+        # ... whatever the number of images
+        np.testing.assert_array_equal(
+            render_shapes(ShapesSpec(9, 4, (72, 96), max_size=48), 2)[0], img
+        )
+        self.assertEqual(img.shape, (72, 96, 3))
+        for obj in objects:
+            x, y, w, h = obj["bbox"]
+            self.assertTrue(8 <= max(w, h) <= 48, obj)
+            self.assertTrue(0 <= x and 0 <= y and x + w <= 96 and y + h <= 72, obj)
+            self.assertIn(obj["category_id"], range(1, len(SHAPE_CLASSES) + 1))
+
+    def test_bad_arguments(self):
+        with self.assertRaisesRegex(ValueError, "index"):
+            render_shapes(ShapesSpec(2, 0), 2)
+        with self.assertRaisesRegex(ValueError, "max_occlusion"):
+            render_shapes_image(np.random.default_rng(0), max_occlusion=1.5)
+        with self.assertRaisesRegex(TypeError, "colour"):
+            render_shapes_image(np.random.default_rng(0), colour=3)

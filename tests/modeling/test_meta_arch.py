@@ -1,0 +1,285 @@
+import glob
+import os
+import tempfile
+import unittest
+
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances, pairwise_iou
+from detectron2.utils.events import EventStorage
+
+from centernet_d2 import add_centernet_config
+from centernet_d2.export import export_and_check, exported_outputs
+from centernet_d2.modeling import CenterNet, CenterNetHead
+from centernet_d2.modeling.decode import decode_predictions
+from tests.common import (
+    CONFIG_DIR,
+    LTRB_CONFIG,
+    R18_CONFIG,
+    gt_instances,
+    model_cfg,
+    training_inputs,
+)
+
+CONFIGS = sorted(
+    p
+    for p in glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True)
+    if not os.path.basename(p).startswith("Base-")
+)
+
+
+def get_config(path):
+    return model_cfg(path)
+
+
+def make_inputs(sizes, boxes_per_image, num_classes, seed=0):
+    return training_inputs(sizes, boxes_per_image, num_classes, seed)
+
+
+def _expected_boxes(boxes, scores, classes, input_size, output_size, score_thresh):
+    """The detections an image should get from its decoded, unclipped boxes (input pixels):
+    scores at least the threshold; boxes clipped to the input, scaled to the output size,
+    clipped again, and dropped if empty (Detectron2's ``detector_postprocess``)."""
+    (h, w), (oh, ow) = input_size, output_size
+    keep = scores >= score_thresh
+    b, s, c = boxes[keep].clone(), scores[keep], classes[keep]
+    b[:, 0::2] = b[:, 0::2].clamp(0, w) * (ow / w)
+    b[:, 1::2] = b[:, 1::2].clamp(0, h) * (oh / h)
+    b[:, 0::2], b[:, 1::2] = b[:, 0::2].clamp(0, ow), b[:, 1::2].clamp(0, oh)
+    nonempty = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    return b[nonempty], s[nonempty], c[nonempty]
+
+
+class TestEveryConfig(unittest.TestCase):
+    def test_configs_found(self):
+        self.assertGreaterEqual(len(CONFIGS), 8, CONFIGS)
+
+    def test_train_step_and_inference(self):
+        sizes = [(97, 131), (75, 120)]
+        boxes = [[[10, 12, 60, 70], [70, 5, 120, 40]], []]  # the second image has no objects
+        for path in CONFIGS:
+            with self.subTest(config=os.path.relpath(path, CONFIG_DIR)):
+                torch.manual_seed(0)
+                cfg = get_config(path)
+                model = build_model(cfg)
+                self.assertIsInstance(model, CenterNet)
+                model.train()
+                inputs = make_inputs(sizes, boxes, cfg.MODEL.CENTERNET.NUM_CLASSES)
+                with EventStorage():
+                    losses = model(inputs)
+                box_losses = {"size_offset": {"loss_size", "loss_offset"}, "ltrb": {"loss_box"}}
+                expected = {"loss_heatmap"} | box_losses[cfg.MODEL.CENTERNET.BOX_HEAD]
+                self.assertEqual(set(losses), expected)
+                total = sum(losses.values())
+                self.assertTrue(torch.isfinite(total))
+                total.backward()
+                grads = [p.grad for p in model.head.parameters() if p.requires_grad]
+                self.assertTrue(all(g is not None and torch.isfinite(g).all() for g in grads))
+
+                model.eval()
+                eval_inputs = [{"image": x["image"], "height": 50, "width": 66} for x in inputs]
+                with torch.no_grad():
+                    outputs = model(eval_inputs)
+                    images = model.preprocess_image(eval_inputs)
+                    raw = decode_predictions(
+                        model.run_network(images.tensor), model.stride, model.test_topk,
+                        cfg.MODEL.CENTERNET.BOX_HEAD,
+                    )  # fmt: skip
+                self.assertEqual(len(outputs), 2)
+                for i, out in enumerate(outputs):
+                    inst = out["instances"]
+                    self.assertEqual(inst.image_size, (50, 66))
+                    self.assertLessEqual(len(inst), cfg.TEST.DETECTIONS_PER_IMAGE)
+                    expected = _expected_boxes(
+                        *(x[i] for x in raw), images.image_sizes[i], (50, 66),
+                        cfg.MODEL.CENTERNET.SCORE_THRESH_TEST,
+                    )  # fmt: skip
+                    torch.testing.assert_close(inst.pred_boxes.tensor, expected[0])
+                    torch.testing.assert_close(inst.scores, expected[1])
+                    self.assertTrue(torch.equal(inst.pred_classes, expected[2]))
+
+
+class TestEmptyBatch(unittest.TestCase):
+    def test_all_images_without_objects(self):
+        torch.manual_seed(0)
+        cfg = get_config(os.path.join(CONFIG_DIR, "CPU", "centernet_R_18_deconv_shapes.yaml"))
+        model = build_model(cfg).train()
+        inputs = make_inputs([(64, 64), (70, 50)], [[], []], 5)
+        with EventStorage() as storage:
+            losses = model(inputs)
+            self.assertEqual(storage.latest()["num_objects"][0], 0)
+        self.assertEqual(losses["loss_size"].item(), 0.0)
+        self.assertEqual(losses["loss_offset"].item(), 0.0)
+        self.assertGreater(losses["loss_heatmap"].item(), 0.0)
+        sum(losses.values()).backward()
+
+
+class TestWithoutConfig(unittest.TestCase):
+    def test_build_from_modules(self):
+        from detectron2.layers import ShapeSpec
+        from detectron2.modeling import Backbone
+
+        class Tiny(Backbone):
+            def __init__(self):
+                super().__init__()
+                self.conv = torch.nn.Conv2d(3, 8, 3, stride=4, padding=1)
+
+            def forward(self, x):
+                return {"p2": self.conv(x)}
+
+            def output_shape(self):
+                return {"p2": ShapeSpec(channels=8, stride=4)}
+
+        model = CenterNet(
+            backbone=Tiny(),
+            head=CenterNetHead(input_shape=[ShapeSpec(channels=8, stride=4)], num_classes=3),
+            head_in_features=["p2"],
+            pixel_mean=[0.0, 0.0, 0.0],
+            pixel_std=[1.0, 1.0, 1.0],
+        )
+        self.assertEqual(model.stride, 4)
+        with EventStorage():
+            losses = model(make_inputs([(32, 40)], [[[4, 4, 20, 30]]], 3))
+        self.assertEqual(len(losses), 3)
+        # heatmap bias from the prior 0.1
+        bias = model.head.branches["heatmap"][-1].bias
+        self.assertAlmostEqual(torch.sigmoid(bias[0]).item(), 0.1, places=6)
+
+    def test_bad_values(self):
+        with self.assertRaisesRegex(ValueError, "IN_FEATURES"):
+            CenterNetHead(input_shape=[], num_classes=3)
+        cfg = get_config(os.path.join(CONFIG_DIR, "CPU", "centernet_R_18_deconv_shapes.yaml"))
+        cfg.MODEL.CENTERNET.TARGET_KIND = "square"
+        with self.assertRaisesRegex(ValueError, "MODEL.CENTERNET.TARGET_KIND"):
+            build_model(cfg)
+        cfg = get_config(os.path.join(CONFIG_DIR, "CPU", "centernet_R_18_deconv_shapes.yaml"))
+        cfg.MODEL.CENTERNET.IN_FEATURES = ["p3"]
+        with self.assertRaisesRegex(ValueError, "p3"):
+            build_model(cfg)
+
+
+def _ltrb_cfg(*opts):
+    return model_cfg(LTRB_CONFIG, *opts)
+
+
+class TestLtrbModel(unittest.TestCase):
+    def _inputs(self, boxes_per_image, size=(48, 64)):
+        g = torch.Generator().manual_seed(0)
+        inputs = []
+        for boxes in boxes_per_image:
+            image = torch.randint(0, 256, (3, *size), generator=g).float()
+            inst = gt_instances(boxes, [1] * len(boxes), size)
+            inputs.append({"image": image, "instances": inst, "height": size[0], "width": size[1]})
+        return inputs
+
+    def test_train_step_and_inference(self):
+        torch.manual_seed(0)
+        cfg = _ltrb_cfg()
+        self.assertEqual(cfg.MODEL.CENTERNET.BOX_HEAD, "ltrb")
+        model = build_model(cfg).train()
+        inputs = self._inputs([[[4, 6, 40, 40], [30, 20, 60, 46]], []])
+        with EventStorage():
+            losses = model(inputs)
+        self.assertEqual(set(losses), {"loss_heatmap", "loss_box"})
+        # about 5 * (1 - GIoU) with GIoU in [-1, 1]
+        self.assertTrue(0 < losses["loss_box"].item() <= 10)
+        sum(losses.values()).backward()
+        grad = model.head.branches["box"][-1].weight.grad
+        self.assertTrue(torch.isfinite(grad).all() and grad.abs().sum() > 0)
+
+        with EventStorage():  # no objects: no box loss, still in the graph
+            losses = model(self._inputs([[], []]))
+        self.assertEqual(losses["loss_box"].item(), 0.0)
+        sum(losses.values()).backward()
+
+        model.eval()
+        with torch.no_grad():
+            (out,) = model([{"image": inputs[0]["image"], "height": 32, "width": 40}])
+        self.assertEqual(out["instances"].image_size, (32, 40))
+        self.assertTrue(out["instances"].has("pred_boxes"))
+
+    def test_export(self):
+        torch.manual_seed(0)
+        cfg = _ltrb_cfg("MODEL.CENTERNET.SCORE_THRESH_TEST", "0.0")
+        model = build_model(cfg).eval()
+        image = self._inputs([[]], size=(64, 64))[0]["image"]
+        with torch.no_grad():
+            boxes, scores, classes = exported_outputs(model, image[None], (64, 64))
+            (result,) = model([{"image": image, "height": 64, "width": 64}])
+        kept = result["instances"]  # Detectron2 drops empty boxes: compare those kept
+        nonempty = ((boxes[0, :, 2:] - boxes[0, :, :2]) > 0).all(dim=1)
+        torch.testing.assert_close(boxes[0][nonempty], kept.pred_boxes.tensor, rtol=0, atol=1e-4)
+        torch.testing.assert_close(scores[0][nonempty], kept.scores, rtol=0, atol=1e-6)
+        with tempfile.TemporaryDirectory() as out:
+            _, diffs = export_and_check(model, image[None], out, "torchscript")
+        self.assertLessEqual(diffs["boxes"], 1e-3)
+        self.assertEqual(diffs["classes"], 0)
+
+
+CONFIG = R18_CONFIG
+
+
+OBJECTS = [
+    [(10, 14, 50, 40, 0), (60, 60, 118, 100, 1), (20, 70, 44, 118, 2)],
+    [(30, 8, 100, 50, 2), (8, 60, 40, 92, 0), (70, 66, 110, 122, 1)],
+]
+
+
+COLORS = torch.tensor([[230.0, 40, 40], [40, 200, 60], [50, 60, 220]])
+
+
+def make_batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    batch = []
+    for objects in OBJECTS:
+        image = torch.rand(3, 128, 128, generator=g) * 60 + 100  # grey noise
+        for x0, y0, x1, y1, c in objects:
+            image[:, y0:y1, x0:x1] = COLORS[c][:, None, None]
+        inst = Instances((128, 128))
+        inst.gt_boxes = Boxes(torch.tensor([o[:4] for o in objects], dtype=torch.float32))
+        inst.gt_classes = torch.tensor([o[4] for o in objects])
+        batch.append({"image": image, "instances": inst})
+    return batch
+
+
+class TestOverfit(unittest.TestCase):
+    def test_two_images_three_boxes(self):
+        torch.manual_seed(0)
+        cfg = get_cfg()
+        add_centernet_config(cfg)
+        cfg.merge_from_file(CONFIG)
+        cfg.MODEL.DEVICE = "cpu"
+        cfg.MODEL.CENTERNET.NUM_CLASSES = 3
+        # GroupNorm: with one fixed batch of two images, BatchNorm's running statistics (what
+        # eval mode uses) are a poor stand-in for the batch statistics the model was fit with.
+        cfg.MODEL.RESNETS.NORM = "GN"
+        cfg.MODEL.CENTERNET.DECONV.NORM = "GN"
+        model = build_model(cfg)
+        optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [200, 260])
+        batch = make_batch()
+        model.train()
+        with EventStorage():
+            for it in range(300):
+                losses = model(batch)
+                optimizer.zero_grad()
+                sum(losses.values()).backward()
+                optimizer.step()
+                schedule.step()
+        model.eval()
+        with torch.no_grad():
+            outputs = model([{"image": x["image"]} for x in batch])
+        for x, out in zip(batch, outputs):
+            gt, pred = x["instances"], out["instances"]
+            pred = pred[pred.scores > 0.3]
+            self.assertEqual(len(pred), len(gt), f"{pred} after {it + 1} iterations")
+            iou = pairwise_iou(gt.gt_boxes, pred.pred_boxes)  # (gt, pred)
+            best = iou.argmax(dim=1)
+            self.assertEqual(sorted(best.tolist()), list(range(len(gt))))
+            self.assertTrue((iou.max(dim=1).values > 0.9).all(), iou)
+            self.assertEqual(pred.pred_classes[best].tolist(), gt.gt_classes.tolist())
+
+
+if __name__ == "__main__":
+    unittest.main()
