@@ -26,13 +26,14 @@ __all__ = [
     "TargetSettings",
     "CenterNetTargets",
     "cornernet_radius",
+    "cornernet_paper_radius",
     "ttf_radii",
     "draw_gaussians",
     "ltrb_targets",
     "build_targets",
 ]
 
-TARGET_KINDS = ("cornernet", "ttf")
+TARGET_KINDS = ("cornernet", "cornernet_exact", "ttf")
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ class TargetSettings:
     """How a model's targets are drawn (``MODEL.CENTERNET.*``), see :func:`build_targets`.
 
     Attributes:
-        kind: "cornernet" (round gaussian, radius from ``min_overlap``) or "ttf" (elliptical
-            gaussian, radii ``ttf_alpha`` times half the box sides), ``TARGET_KIND``.
+        kind: ``TARGET_KIND``: "cornernet" (round gaussian, the radius of the paper's code,
+            :func:`cornernet_paper_radius`), "cornernet_exact" (round gaussian, the exact
+            CornerNet radius, :func:`cornernet_radius`, about 3.4x smaller) or "ttf" (elliptical
+            gaussian, radii ``ttf_alpha`` times half the box sides).
         min_overlap: ``MIN_OVERLAP`` of the CornerNet radius.
         ttf_alpha: ``TTF_ALPHA``.
         ltrb_beta: ``TTF_BETA``: the ltrb regression area, gaussians of radii ``ltrb_beta``
@@ -93,6 +96,35 @@ def cornernet_radius(sizes: Tensor, min_overlap: float) -> Tensor:
     r2 = (b2 - torch.sqrt(b2**2 - 16 * (1 - o) * w * h)) / 8
     b3 = 2 * o * (w + h)
     r3 = (-b3 + torch.sqrt(b3**2 + 16 * o * (1 - o) * w * h)) / (8 * o)
+    return torch.min(torch.min(r1, r2), r3).clamp(min=0).to(sizes.dtype)
+
+
+@torch.no_grad()
+def cornernet_paper_radius(sizes: Tensor, min_overlap: float) -> Tensor:
+    """The gaussian radius of the paper's code (CornerNet's ``gaussian_radius``, which CenterNet
+    and every published CenterNet model use): for each of the three cases of
+    :func:`cornernet_radius`, with ``a r^2 + b r + c = 0`` as written there, it takes
+    ``(b' + sqrt(b'^2 - 4 a c)) / 2`` with ``b'`` the code's coefficient (``w + h``,
+    ``2 (w + h)``, ``-2 o (w + h)``) and keeps the smallest. This is not the root of the
+    equations (the larger root in cases 1 and 2, no division by ``a`` in cases 2 and 3), so the
+    radius is larger than the exact one, about 3.4x for square boxes at ``o`` = 0.7; case 3 sets
+    it. The paper's numbers were trained with it; the paper's code calls it with
+    ``(ceil(h), ceil(w))`` in output cells and truncates the result (see :func:`build_targets`).
+
+    Args:
+        sizes: (M, 2) box (width, height), any positive unit.
+        min_overlap: ``o`` in (0, 1).
+    Returns:
+        (M,) float radii in the units of ``sizes``, >= 0.
+    """
+    w, h = sizes.double().unbind(1)
+    o = min_overlap
+    b1 = h + w
+    r1 = (b1 + torch.sqrt(b1**2 - 4 * w * h * (1 - o) / (1 + o))) / 2
+    b2 = 2 * (h + w)
+    r2 = (b2 + torch.sqrt(b2**2 - 16 * (1 - o) * w * h)) / 2
+    b3 = -2 * o * (h + w)
+    r3 = (b3 + torch.sqrt(b3**2 - 16 * o * (o - 1) * w * h)) / 2
     return torch.min(torch.min(r1, r2), r3).clamp(min=0).to(sizes.dtype)
 
 
@@ -279,7 +311,10 @@ def build_targets(
     centers = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (M, 2) cells
     cells = centers.floor().long()
     cells = torch.minimum(cells, torch.tensor([W - 1, H - 1], device=device))
-    if settings.kind == "cornernet":
+    if settings.kind == "cornernet":  # as the paper's code: int(radius(ceil(h), ceil(w)))
+        radius = cornernet_paper_radius(sizes.ceil(), settings.min_overlap)
+        radii = radius.floor().long()[:, None].expand(-1, 2)
+    elif settings.kind == "cornernet_exact":
         radii = cornernet_radius(sizes, settings.min_overlap).floor().long()[:, None].expand(-1, 2)
     else:
         radii = ttf_radii(sizes, settings.ttf_alpha)

@@ -8,6 +8,7 @@ import torch
 from centernet_d2.modeling.targets import (
     TargetSettings,
     build_targets,
+    cornernet_paper_radius,
     cornernet_radius,
     draw_gaussians,
     ltrb_targets,
@@ -48,8 +49,10 @@ def _reference_targets(boxes_per_image, classes_per_image, sizes, shape, stride,
                 continue
             cx, cy = (x0 + x1) / 2 / stride, (y0 + y1) / 2 / stride
             ix, iy = min(math.floor(cx), W - 1), min(math.floor(cy), H - 1)
-            if kind == "cornernet":
+            if kind == "cornernet_exact":
                 rx = ry = math.floor(_radius_by_bisection(w, h, overlap))
+            elif kind == "cornernet":  # the paper's code: int(radius(ceil(h), ceil(w)))
+                rx = ry = int(_paper_radius(math.ceil(w), math.ceil(h), overlap))
             else:
                 rx, ry = math.floor(0.54 * w / 2), math.floor(0.54 * h / 2)
             sx, sy = (2 * rx + 1) / 6, (2 * ry + 1) / 6
@@ -65,12 +68,46 @@ def _reference_targets(boxes_per_image, classes_per_image, sizes, shape, stride,
 _instances = gt_instances
 
 
+def _paper_radius(w, h, o):
+    """CornerNet's ``gaussian_radius`` as its code (and CenterNet's) writes it, float64."""
+    b1, c1 = h + w, w * h * (1 - o) / (1 + o)
+    r1 = (b1 + math.sqrt(b1**2 - 4 * c1)) / 2
+    b2, c2 = 2 * (h + w), (1 - o) * w * h
+    r2 = (b2 + math.sqrt(b2**2 - 4 * 4 * c2)) / 2
+    a3, b3, c3 = 4 * o, -2 * o * (h + w), (o - 1) * w * h
+    r3 = (b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return min(r1, r2, r3)
+
+
 class TestRadius(unittest.TestCase):
     def test_hand_computed(self):
         # w = h = 10, o = 0.7. Case 2 gives the smallest root:
         # 4r^2 - 40r + 30 = 0 -> r = (40 - sqrt(1600 - 480)) / 8 = 0.8166...
         r = cornernet_radius(torch.tensor([[10.0, 10.0]]), 0.7)
         self.assertAlmostEqual(r.item(), (40 - math.sqrt(1120)) / 8, places=5)
+
+    def test_paper_radius_hand_computed(self):
+        # the paper's code at o = 0.7, case 3 smallest: r = (-1.4 (w + h) + sqrt(1.96 (w + h)^2
+        # + 3.36 w h)) / 2; w = h = 10: (-28 + sqrt(784 + 336)) / 2 = 2.7332...
+        # w = h = 4: (-11.2 + sqrt(125.44 + 53.76)) / 2 = 1.0933...; w = 8, h = 24:
+        # (-44.8 + sqrt(2007.04 + 645.12)) / 2 = 3.3496...
+        sizes = torch.tensor([[10.0, 10.0], [4.0, 4.0], [8.0, 24.0]], dtype=torch.float64)
+        r = cornernet_paper_radius(sizes, 0.7)
+        expected = [(-28 + math.sqrt(1120)) / 2, (-11.2 + math.sqrt(179.2)) / 2,
+                    (-44.8 + math.sqrt(2652.16)) / 2]  # fmt: skip
+        np.testing.assert_allclose(r.numpy(), expected, rtol=1e-12)
+        np.testing.assert_allclose(r.numpy(), [2.733200530, 1.093280212, 3.349563103], atol=1e-8)
+        # about 3.35x the exact radius (0.8166 at 10 x 10), which is 0 below 12 cells
+        self.assertAlmostEqual(r[0].item() / cornernet_radius(sizes, 0.7)[0].item(), 3.347, 3)
+        self.assertEqual(int(cornernet_radius(torch.tensor([[12.0, 12.0]]), 0.7)), 0)
+
+    def test_paper_radius_against_float64_reference(self):
+        g = torch.Generator().manual_seed(1)
+        sizes = torch.rand(200, 2, generator=g, dtype=torch.float64) * 60 + 0.5
+        for overlap in (0.3, 0.5, 0.7, 0.9):
+            r = cornernet_paper_radius(sizes, overlap)
+            ref = [_paper_radius(w, h, overlap) for w, h in sizes.tolist()]
+            np.testing.assert_allclose(r.numpy(), ref, rtol=1e-9)
 
     def test_against_bisection(self):
         g = torch.Generator().manual_seed(0)
@@ -162,9 +199,16 @@ class TestBuildTargets(unittest.TestCase):
         self.assertEqual(t.heatmap[1].abs().sum().item(), 0.0)
         return ref_radii
 
-    def test_cornernet_against_reference(self):
+    def test_cornernet_paper_against_reference(self):
         for seed in range(3):
             radii = self._compare("cornernet", seed)
+            rx = [r[0] for r in radii]
+            self.assertEqual(rx, [r[1] for r in radii])
+            self.assertGreaterEqual(len(set(rx)), 15, rx)  # round gaussians of many radii
+
+    def test_cornernet_exact_against_reference(self):
+        for seed in range(3):
+            radii = self._compare("cornernet_exact", seed)
             # round gaussians of every radius from 0 (a point) to 7 cells, each several times
             rx = [r[0] for r in radii]
             self.assertEqual(rx, [r[1] for r in radii])
