@@ -28,6 +28,8 @@ PEERS = ("retinanet", "fcos")
 RETINANET_CONFIG = "COCO-Detection/retinanet_R_50_FPN_1x.yaml"
 # FCOS's head: GroupNorm groups after each 3x3 conv (Detectron2's fcos.py, norm="GN")
 FCOS_GN_GROUPS = 32
+# Detectron2 v0.6's anchor generator calls torch.meshgrid without ``indexing``
+warnings.filterwarnings("ignore", r"torch\.meshgrid: in an upcoming release", UserWarning)
 
 
 def _peer_cfg(cfg: CfgNode) -> CfgNode:
@@ -38,7 +40,15 @@ def _peer_cfg(cfg: CfgNode) -> CfgNode:
         from detectron2 import model_zoo  # imported only when peers are wanted
 
     peer = get_cfg()
-    peer.merge_from_file(model_zoo.get_config_file(RETINANET_CONFIG))
+    # Detectron2's own Base-RetinaNet.yaml computes its anchor sizes with a python tag, and its
+    # loader warns about unsafe YAML each time: nothing a benchmark user can act on
+    config_logger = logging.getLogger("fvcore.common.config")
+    level = config_logger.level
+    config_logger.setLevel(logging.ERROR)
+    try:
+        peer.merge_from_file(model_zoo.get_config_file(RETINANET_CONFIG))
+    finally:
+        config_logger.setLevel(level)
     depth = cfg.MODEL.RESNETS.DEPTH
     if "resnet" not in cfg.MODEL.BACKBONE.NAME:
         logger.warning(

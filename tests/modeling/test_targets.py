@@ -101,18 +101,14 @@ class TestRadius(unittest.TestCase):
         self.assertAlmostEqual(r[0].item() / cornernet_radius(sizes, 0.7)[0].item(), 3.347, 3)
         self.assertEqual(int(cornernet_radius(torch.tensor([[12.0, 12.0]]), 0.7)), 0)
 
-    def test_paper_radius_against_float64_reference(self):
-        g = torch.Generator().manual_seed(1)
-        sizes = torch.rand(200, 2, generator=g, dtype=torch.float64) * 60 + 0.5
-        for overlap in (0.3, 0.5, 0.7, 0.9):
-            r = cornernet_paper_radius(sizes, overlap)
-            ref = [_paper_radius(w, h, overlap) for w, h in sizes.tolist()]
-            np.testing.assert_allclose(r.numpy(), ref, rtol=1e-9)
-
-    def test_against_bisection(self):
+    def test_against_float64_references(self):
+        # the exact radius against bisection on the IoU, the paper's against its code's formula
         g = torch.Generator().manual_seed(0)
         sizes = torch.rand(200, 2, generator=g, dtype=torch.float64) * 60 + 0.5
         for overlap in (0.3, 0.5, 0.7, 0.9):
+            paper = cornernet_paper_radius(sizes, overlap)
+            ref = [_paper_radius(w, h, overlap) for w, h in sizes.tolist()]
+            np.testing.assert_allclose(paper.numpy(), ref, rtol=1e-9)
             r = cornernet_radius(sizes, overlap)
             ref = [_radius_by_bisection(w, h, overlap) for w, h in sizes.tolist()]
             np.testing.assert_allclose(r.numpy(), ref, rtol=1e-7, atol=1e-9)
