@@ -1,7 +1,9 @@
 """Registers the built-in synthetic "shapes" datasets (see :mod:`.synthetic`) into Detectron2.
 
 Importing this module registers ``shapes_train`` (2000 images, seed 0) and ``shapes_val`` (200
-images, seed 1) under ``$DETECTRON2_DATASETS/shapes`` (default ``datasets/shapes``), the way
+images, seed 1), and the wide-scale ``shapes_wide_train`` / ``shapes_wide_val`` (512 px images,
+1-60 objects of 4-256 px, log-uniform sizes), under ``$DETECTRON2_DATASETS/shapes`` (default
+``datasets/shapes``), the way
 Detectron2's ``data/datasets/builtin.py`` registers COCO. Registration writes nothing: a split is
 generated the first time ``DatasetCatalog.get`` asks for it. Call
 :func:`ensure_builtin_generated` before anything that reads ``metadata.json_file`` directly, such as
@@ -24,10 +26,17 @@ __all__ = ["BUILTIN_SHAPES_SPLITS", "ensure_builtin_generated", "register_all_sh
 
 logger = logging.getLogger(__name__)
 
+_WIDE = dict(
+    image_size=512, min_objects=1, max_objects=60, min_size=4.0, max_size=256.0,
+    size_distribution="log",
+)  # fmt: skip
 BUILTIN_SHAPES_SPLITS: Dict[str, Tuple[str, ShapesSpec]] = {
     # dataset name: (split directory, spec); the other fields keep ShapesSpec's defaults
     "shapes_train": ("train", ShapesSpec(num_images=2000, seed=0)),
     "shapes_val": ("val", ShapesSpec(num_images=200, seed=1)),
+    # wide scale range and dense small objects: 4-256 px (log-uniform), 1-60 per image, 512 px
+    "shapes_wide_train": ("wide_train", ShapesSpec(num_images=2000, seed=2, **_WIDE)),
+    "shapes_wide_val": ("wide_val", ShapesSpec(num_images=200, seed=3, **_WIDE)),
 }
 
 # dataset name -> (root, split, spec), for the names registered here

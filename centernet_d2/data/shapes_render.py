@@ -233,7 +233,11 @@ def _render(rng: np.random.Generator, spec: ShapesSpec) -> Tuple[np.ndarray, Lis
                 a = rng.uniform(0, 2 * math.pi)
                 pts = pts @ np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]])
             pts = pts - pts.min(0)
-            pts = pts * (rng.uniform(lo, hi) / pts.max())
+            if spec.size_distribution == "log":
+                size = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+            else:
+                size = rng.uniform(lo, hi)
+            pts = pts * (size / pts.max())
             pts = np.rint(pts * GRID) / GRID  # on the grid; min stays exactly 0
             ext = pts.max(0)  # (w, h) of the box
             off = np.floor(rng.uniform(0, 1, 2) * (np.array([w, h]) - ext) * GRID) / GRID

@@ -9,9 +9,12 @@ import dataclasses
 import numbers
 from typing import Tuple, Union
 
-__all__ = ["IMAGE_FORMATS", "ShapesSpec"]
+__all__ = ["IMAGE_FORMATS", "SIZE_DISTRIBUTIONS", "ShapesSpec"]
 
 IMAGE_FORMATS = ("jpg", "png")
+# how an object's long side is drawn from [min_size, max_size]: "uniform", or "log" (uniform in
+# log size: as many objects of 4-8 px as of 128-256 px, a wide-scale set)
+SIZE_DISTRIBUTIONS = ("uniform", "log")
 
 
 def _is_int(value) -> bool:
@@ -62,6 +65,7 @@ class ShapesSpec:
         max_occlusion: the largest fraction of an object's area that later objects and
             foreground lines may hide, in [0, 1).
         image_format: one of :data:`IMAGE_FORMATS` ("jpg": JPEG quality 90, "png": lossless).
+        size_distribution: one of :data:`SIZE_DISTRIBUTIONS`.
     """
 
     num_images: int
@@ -73,6 +77,7 @@ class ShapesSpec:
     max_size: float = 96.0
     max_occlusion: float = 0.6
     image_format: str = "jpg"
+    size_distribution: str = "uniform"
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -104,4 +109,9 @@ class ShapesSpec:
         if self.image_format not in IMAGE_FORMATS:
             raise ValueError(
                 f"image_format must be one of {IMAGE_FORMATS}, got {self.image_format!r}"
+            )
+        if self.size_distribution not in SIZE_DISTRIBUTIONS:
+            raise ValueError(
+                f"size_distribution must be one of {SIZE_DISTRIBUTIONS}, "
+                f"got {self.size_distribution!r}"
             )

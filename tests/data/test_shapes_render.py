@@ -4,6 +4,7 @@ import unittest
 
 import numpy as np
 
+from centernet_d2.data.builtin import BUILTIN_SHAPES_SPLITS
 from centernet_d2.data.shapes_render import SHAPE_CLASSES, render_shapes, render_shapes_image
 from centernet_d2.data.shapes_spec import ShapesSpec
 
@@ -45,3 +46,28 @@ class TestShapesRender(unittest.TestCase):
             render_shapes_image(np.random.default_rng(0), max_occlusion=1.5)
         with self.assertRaisesRegex(TypeError, "colour"):
             render_shapes_image(np.random.default_rng(0), colour=3)
+
+
+class TestWideScale(unittest.TestCase):
+    def test_log_uniform_sizes_span_the_range(self):
+        spec = BUILTIN_SHAPES_SPLITS["shapes_wide_train"][1]
+        self.assertEqual((spec.image_size, spec.min_size, spec.max_size), ((512, 512), 4.0, 256.0))
+        self.assertEqual((spec.min_objects, spec.max_objects), (1, 60))
+        sides, counts = [], []
+        for i in range(12):
+            _, annos = render_shapes(spec, i)
+            counts.append(len(annos))
+            sides += [max(a["bbox"][2:]) for a in annos]
+        sides = np.array(sides)
+        self.assertTrue(((sides >= 4) & (sides <= 256)).all())
+        # log-uniform over [4, 256]: half below the geometric mean 32 (occlusion drops some
+        # large objects, so a little more), a sixth below 8 px
+        self.assertGreater((sides < 32).mean(), 0.45)
+        self.assertGreater((sides < 8).mean(), 0.1)
+        self.assertGreater(sides.max(), 128)
+        self.assertGreater(max(counts), 40)  # dense images
+
+    def test_uniform_is_the_default_and_others_are_refused(self):
+        self.assertEqual(ShapesSpec(1, 0).size_distribution, "uniform")
+        with self.assertRaisesRegex(ValueError, "size_distribution must be one of"):
+            ShapesSpec(1, 0, size_distribution="normal")
