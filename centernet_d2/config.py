@@ -119,6 +119,19 @@ def add_centernet_config(cfg: CN) -> CN:
     # Stages frozen for training (0: none; the stem counts as stage 1).
     _C.MODEL.MOBILENET.FREEZE_AT = 0
 
+    # BiFPN (EfficientDet) over the ResNet or MobileNet bottom-up (build_{resnet,mobilenet}_
+    # bifpn_backbone): IN_FEATURES of doubling strides, finest first (res2..res5 or m2..m5);
+    # NUM_LEVELS levels in all (the ones beyond the bottom-up's by 3x3 max pools of stride 2),
+    # each of OUT_CHANNELS; NUM_REPEATS BiFPN layers; OUT_FEATURES the levels returned
+    # ("p<log2 stride>"; empty: all), e.g. ["p2"] for the single-level head.
+    _C.MODEL.BIFPN = CN()
+    _C.MODEL.BIFPN.IN_FEATURES = ["res3", "res4", "res5"]
+    _C.MODEL.BIFPN.OUT_CHANNELS = 64
+    _C.MODEL.BIFPN.NUM_LEVELS = 5
+    _C.MODEL.BIFPN.NUM_REPEATS = 3
+    _C.MODEL.BIFPN.NORM = "BN"
+    _C.MODEL.BIFPN.OUT_FEATURES = []
+
     # DLA-34 + DLA-up / IDA-up to stride 4 (the paper's DLA variant, build_dla34_backbone).
     _C.MODEL.DLA = CN()
     # Norm of every layer: "BN", "SyncBN", "FrozenBN" or "GN" (32 groups, 16 on 16 channels).
