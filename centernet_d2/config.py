@@ -64,8 +64,10 @@ def add_centernet_config(cfg: CN) -> CN:
     c.BOX_WEIGHT = 5.0
     c.LTRB_SCALE = 4.0  # cells per unit of the ReLU output (TTFNet's 16 px at stride 4)
     c.TTF_BETA = 0.54
-    # Test-time augmentation (TEST.AUG.ENABLED, FLIP, MIN_SIZES, MAX_SIZE, as Detectron2's; an
-    # empty MIN_SIZES keeps the input's size): IoU of the class-wise NMS merging the scales.
+    # Test-time augmentation (modeling.CenterNetWithTTA from TEST.AUG.FLIP, MIN_SIZES, MAX_SIZE,
+    # as Detectron2's; an empty MIN_SIZES keeps the input's size; applied by --eval-only, after
+    # training and by CenterNetPredictor when TEST.AUG.ENABLED): IoU of the class-wise NMS
+    # merging the scales.
     c.TTA_NMS_THRESH = 0.5
     # Inference: detections scoring below this are dropped; top-K is TEST.DETECTIONS_PER_IMAGE.
     c.SCORE_THRESH_TEST = 0.05
