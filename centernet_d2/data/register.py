@@ -2,7 +2,6 @@
 (Pascal VOC folders: :mod:`.voc`; YOLO folders: :mod:`.yolo`)."""
 
 import difflib
-import logging
 import os
 from typing import List, Mapping, Optional, Sequence
 
@@ -18,8 +17,6 @@ __all__ = [
     "dataset_classes",
     "check_num_classes",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def register_coco_dataset(name: str, json_file: str, image_root: str) -> None:

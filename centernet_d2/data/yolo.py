@@ -8,7 +8,6 @@ A label line of more than 5 numbers is a polygon (``class x1 y1 x2 y2 ...``, YOL
 sets): its bounding box is used. An image without a label file has no objects.
 """
 
-import logging
 import os
 from typing import List, Optional, Sequence, Tuple
 
@@ -28,8 +27,6 @@ __all__ = [
     "load_yolo_dataset",
     "register_yolo_dataset",
 ]
-
-logger = logging.getLogger(__name__)
 
 YOLO_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 PROGRESS_MIN_IMAGES = 1000  # a progress bar while reading image sizes of larger sets

@@ -6,7 +6,6 @@ Shape shorthand:
     N: images, K: classes, H/W: output grid of the head's feature (stride ``self.stride``).
 """
 
-import logging
 from typing import Dict, List, Sequence
 
 import torch
@@ -25,8 +24,6 @@ from .losses import LossSettings, heatmap_focal_loss, l1_at_peaks, weighted_giou
 from .targets import CenterNetTargets, TargetSettings, build_targets
 
 __all__ = ["CenterNet"]
-
-logger = logging.getLogger(__name__)
 
 # Smallest normaliser of the ltrb loss (TTFNet's epsilon of its weight sum): no division by zero
 # in a batch without objects, where the weighted sum is 0 as well.
