@@ -23,6 +23,13 @@ setup(
         "numpy",
         "matplotlib",
         "tqdm",
+        # tracking metrics (centernet_d2.evaluation.mot): MOTA / IDF1 from motmetrics (its pip
+        # name; the repository is py-motmetrics), HOTA from TrackEval (1.3 tested with numpy 2);
+        # lapx provides `lap`, motmetrics' fastest assignment solver
+        "motmetrics>=1.4",
+        "trackeval>=1.3",
+        "lapx",
+        "scipy",
     ],
     extras_require={
         "test": ["pytest>=7", "onnx", "onnxruntime"],

@@ -3,7 +3,12 @@
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
-__all__ = ["add_centernet_config", "check_training_keys", "IGNORED_TRAINING_KEYS"]
+__all__ = [
+    "add_centernet_config",
+    "add_centertrack_config",
+    "check_training_keys",
+    "IGNORED_TRAINING_KEYS",
+]
 
 # Detectron2 keys that CenterNet's training does not read, and the keys that do their job
 IGNORED_TRAINING_KEYS = {
@@ -30,7 +35,8 @@ def add_centernet_config(cfg: CN) -> CN:
     _C.MODEL.CENTERNET = CN()
     c = _C.MODEL.CENTERNET
     c.NUM_CLASSES = 80
-    # Backbone features the head runs on; CenterNet uses a single stride-4 map.
+    # Backbone features the head runs on; CenterNet uses a single stride-4 map, the multi-level
+    # CenterNet (TARGET_KIND "multilevel") several, finest first.
     c.IN_FEATURES = ["p2"]
     # Head: HEAD_NUM_CONVS 3x3 convs of HEAD_CHANNELS (ReLU) before each branch's 1x1 output conv.
     c.HEAD_CHANNELS = 64
@@ -64,6 +70,21 @@ def add_centernet_config(cfg: CN) -> CN:
     c.BOX_WEIGHT = 5.0
     c.LTRB_SCALE = 4.0  # cells per unit of the ReLU output (TTFNet's 16 px at stride 4)
     c.TTF_BETA = 0.54
+    # Multi-level CenterNet (TARGET_KIND "multilevel", CenterNet2's one-stage detector; needs
+    # BOX_HEAD "ltrb" and IN_FEATURES of several levels, finest first, e.g. p3..p7): the head is
+    # shared by the levels; an object is a positive on each level whose SIZE_RANGES entry
+    # [low, high] holds its half diagonal sqrt(w^2 + h^2) / 2 (input pixels); heatmaps are
+    # exp(-d^2 / max(2 delta^2 area, MIN_RADIUS^2)) with delta = (1 - MIN_OVERLAP) /
+    # (1 + MIN_OVERLAP), d the distance to the box centre in pixels; ltrb GIoU regression on the
+    # 3x3 cells around the centre. Inference: PRE_NMS_TOPK_TEST candidates per level, class-wise
+    # NMS of IoU NMS_THRESH_TEST, TEST.DETECTIONS_PER_IMAGE kept.
+    c.SIZE_RANGES = [[0, 80], [64, 160], [128, 320], [256, 640], [512, 100000000]]
+    c.MIN_RADIUS = 4.0
+    c.NMS_THRESH_TEST = 0.6
+    c.PRE_NMS_TOPK_TEST = 1000
+    # Balance of the heatmap focal loss: positives x FOCAL_BALANCE, negatives x (1 - it)
+    # (RetinaNet's alpha, CenterNet2's HM_FOCAL_ALPHA 0.25); < 0: no balance (the paper's loss).
+    c.FOCAL_BALANCE = -1.0
     # Test-time augmentation (modeling.CenterNetWithTTA from TEST.AUG.FLIP, MIN_SIZES, MAX_SIZE,
     # as Detectron2's; an empty MIN_SIZES keeps the input's size; applied by --eval-only, after
     # training and by CenterNetPredictor when TEST.AUG.ENABLED): IoU of the class-wise NMS
@@ -121,8 +142,9 @@ def add_centernet_config(cfg: CN) -> CN:
     # Stages frozen for training (0: none; the stem counts as stage 1).
     _C.MODEL.MOBILENET.FREEZE_AT = 0
 
-    # BiFPN (EfficientDet) over the ResNet or MobileNet bottom-up (build_{resnet,mobilenet}_
-    # bifpn_backbone): IN_FEATURES of doubling strides, finest first (res2..res5 or m2..m5);
+    # BiFPN (EfficientDet) over the ResNet, MobileNet or DLA-34 bottom-up (build_{resnet,
+    # mobilenet,dla}_bifpn_backbone): IN_FEATURES of doubling strides, finest first (res2..res5,
+    # m2..m5 or level2..level5);
     # NUM_LEVELS levels in all (the ones beyond the bottom-up's by 3x3 max pools of stride 2),
     # each of OUT_CHANNELS; NUM_REPEATS BiFPN layers; OUT_FEATURES the levels returned
     # ("p<log2 stride>"; empty: all), e.g. ["p2"] for the single-level head.
@@ -144,6 +166,75 @@ def add_centernet_config(cfg: CN) -> CN:
     # Outputs: "p2" (stride 4, 64 channels, the upsampled map) and any bottom-up levels
     # "level0".."level5" (level i has stride 2**i).
     _C.MODEL.DLA.OUT_FEATURES = ["p2"]
+
+    add_centertrack_config(cfg)
+    return cfg
+
+
+def add_centertrack_config(cfg: CN) -> CN:
+    """The keys of tracking (CenterTrack, ``MODEL.META_ARCHITECTURE: "CenterTrack"``), with their
+    defaults; called by :func:`add_centernet_config`. Returns ``cfg``."""
+    _C = cfg
+    # The tracking network (centernet_d2.modeling.CenterTrack): CenterNet with the previous frame
+    # and a heatmap of the previous frame's objects as extra inputs, fused into the image before
+    # the backbone (image + conv3x3(FUSION_NORM([image, prev image, prev heatmap])), the conv
+    # zero-initialised: at first the detector itself), and a "displacement" branch: per object
+    # centre, the offset in cells to its centre in the previous frame.
+    _C.MODEL.CENTERTRACK = CN()
+    t = _C.MODEL.CENTERTRACK
+    t.PREV_IMAGE = True  # the previous frame is an input (CenterTrack's default; --no_pre_img)
+    t.PREV_HEATMAP = True  # the previous frame's objects are an input heatmap (--pre_hm)
+    # Per-channel norm of the fusion's inputs: "BN", "SyncBN", "FrozenBN" or "" (none: the sparse
+    # [0, 1] heatmap is then faint next to the images; without a norm, the CPU config's model did
+    # not learn to use it in 1400 iterations).
+    t.FUSION_NORM = "BN"
+    # The previous-frame heatmap, average-pooled to the head's stride, is also added to the
+    # head's input feature through a zero-initialised 3x3 conv (not in CenterTrack).
+    t.PREV_HEATMAP_AT_HEAD = False
+    # Weight of loss_displacement: L1 at the objects' centres, in cells (--tracking_weight).
+    t.DISPLACEMENT_WEIGHT = 1.0
+
+    # Training pairs (centernet_d2.data.CenterTrackDatasetMapper). A frame of a video is paired
+    # with a frame of the same video at a frame distance below MAX_FRAME_DIST (earlier, later or
+    # itself; CenterTrack's --max_frame_dist); both go through the same augmentation if
+    # SAME_AUGMENTATION (CenterTrack's --same_aug), else the paired frame also gets the shift and
+    # scale below. A still image (no video_id), or a frame paired with itself, is paired with a
+    # copy of its augmented self shifted by up to 2 x SHIFT of the longer side (normal, standard
+    # deviation SHIFT) and scaled by 1 +- up to SCALE (normal, standard deviation SCALE)
+    # (CenterTrack's static-image training, --shift / --scale).
+    _C.INPUT.CENTERTRACK = CN()
+    p = _C.INPUT.CENTERTRACK
+    p.MAX_FRAME_DIST = 3
+    p.SAME_AUGMENTATION = True
+    p.SHIFT = 0.05
+    p.SCALE = 0.05
+    # Disturbances of the previous-frame heatmap in training (CenterTrack's --hm_disturb,
+    # --lost_disturb, --fp_disturb): each object's centre moves by a normal jitter of standard
+    # deviation PREV_HEATMAP_JITTER x its width / height; it is left out with probability
+    # PREV_HEATMAP_DROP; a kept one gets a false positive next to it (jitter 0.05 x its size) with
+    # probability PREV_HEATMAP_FALSE_POSITIVE.
+    p.PREV_HEATMAP_JITTER = 0.05
+    p.PREV_HEATMAP_DROP = 0.4
+    p.PREV_HEATMAP_FALSE_POSITIVE = 0.1
+
+    # Online tracking at test time (centernet_d2.tracking: Tracker, CenterTrackWithTracker,
+    # CenterTrackPredictor). Detections scoring above SCORE_THRESH are linked to the tracks of the
+    # previous frame: "displacement" (CenterTrack) by the distance of the detection's centre plus
+    # its predicted displacement to a track's centre, at most sqrt of either box's area, same
+    # class, greedily in descending score; "iou" by box IoU >= MIN_IOU, same class, without the
+    # displacement (the paper's ablation). An unlinked detection above NEW_TRACK_SCORE starts a
+    # track; a track unmatched for more than MAX_AGE frames ends (0: in the first frame without
+    # a match). The next frame's input heatmap shows the tracks matched or started in this frame
+    # that score at least PREV_HEATMAP_SCORE (CenterTrack's --track_thresh, --new_thresh,
+    # --max_age - 1, --pre_thresh).
+    _C.TEST.TRACKING = CN()
+    k = _C.TEST.TRACKING
+    k.MATCH_BY = "displacement"
+    k.SCORE_THRESH = 0.3
+    k.NEW_TRACK_SCORE = 0.3
+    k.MAX_AGE = 0
+    k.MIN_IOU = 0.3
+    k.PREV_HEATMAP_SCORE = 0.3
     return cfg
 
 

@@ -51,6 +51,9 @@ __all__ = [
     "max_differences",
     "random_image",
     "run_exported",
+    "run_file",
+    "save_onnx",
+    "save_torchscript",
 ]
 
 logger = logging.getLogger(__name__)
@@ -206,6 +209,12 @@ def _adapter(model: nn.Module, images: Tensor) -> nn.Module:
     BatchNorms in training mode."""
     if images.dim() != 4:
         raise ValueError(f"images must be (N, 3, H, W), got shape {tuple(images.shape)}")
+    if getattr(model, "multilevel", False):
+        raise ValueError(
+            "export supports the single-level CenterNet; a multi-level one (TARGET_KIND "
+            "'multilevel') ends in a class-wise NMS of a varying number of boxes, which the "
+            "fixed-size outputs (N, T) of this export do not hold yet"
+        )
     image_size = (int(images.shape[2]), int(images.shape[3]))
     divisibility = model.backbone.size_divisibility
     if divisibility > 0 and (image_size[0] % divisibility or image_size[1] % divisibility):
@@ -230,7 +239,13 @@ def export_torchscript(
 ) -> str:
     """Trace :func:`exported_outputs` on ``images`` (N, 3, H, W) and save it to ``path``, with
     ``metadata`` as the JSON extra file "centernet_d2.json". Returns ``path``."""
-    traced = _trace(_adapter(model, images))
+    return save_torchscript(_adapter(model, images), path, metadata)
+
+
+def save_torchscript(adapter: nn.Module, path: str, metadata: Optional[Dict[str, Any]]) -> str:
+    """Trace a ``TracingAdapter`` on its inputs and save it to ``path`` with ``metadata`` as the
+    JSON extra file "centernet_d2.json". Returns ``path``."""
+    traced = _trace(adapter)
     extra = {METADATA_KEY + ".json": json.dumps(metadata or {})}
     torch.jit.save(traced, path, _extra_files=extra)
     return path
@@ -247,6 +262,20 @@ def export_onnx(
     PyTorch's TorchScript-based exporter (``dynamo=False``: since PyTorch 2.9 the default is the
     ``torch.export``-based one), the batch dimension dynamic, ``metadata`` as the JSON metadata
     "centernet_d2". Inputs: "images"; outputs: "boxes", "scores", "classes". Returns ``path``."""
+    adapter = _adapter(model, images)
+    return save_onnx(adapter, path, (INPUT_NAME,), OUTPUT_NAMES, metadata, opset)
+
+
+def save_onnx(
+    adapter: nn.Module,
+    path: str,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    metadata: Optional[Dict[str, Any]],
+    opset: int = ONNX_OPSET,
+) -> str:
+    """Export a ``TracingAdapter`` on its inputs to ONNX at ``path`` (see :func:`export_onnx`),
+    the inputs and outputs named, the batch dimension of each dynamic. Returns ``path``."""
     try:
         import onnx
     except ImportError as e:
@@ -254,7 +283,6 @@ def export_onnx(
             f"ONNX export needs the onnx package ({e}); install it with `pip install onnx "
             "onnxruntime` or `pip install -e .[export]`"
         ) from e
-    adapter = _adapter(model, images)
     kwargs = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False
@@ -265,9 +293,9 @@ def export_onnx(
             adapter,
             adapter.flattened_inputs,
             path,
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={name: batch for name in (INPUT_NAME, *OUTPUT_NAMES)},
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_axes={name: batch for name in (*input_names, *output_names)},
             opset_version=opset,
             do_constant_folding=True,
             **kwargs,
@@ -286,6 +314,18 @@ def run_exported(path: str, images: Tensor) -> Tuple[np.ndarray, np.ndarray, np.
     Returns:
         boxes (N, T, 4), scores (N, T), classes (N, T), as numpy arrays.
     """
+    return run_file(path, {INPUT_NAME: images}, OUTPUT_NAMES)
+
+
+def run_file(
+    path: str, inputs: Dict[str, Tensor], output_names: Sequence[str]
+) -> Tuple[np.ndarray, ...]:
+    """Run an exported file: a ".onnx" with onnxruntime on the CPU (inputs by name), a ".ts"
+    with ``torch.jit.load`` on the first input's device (inputs in order).
+
+    Returns:
+        the outputs ``output_names``, in order, as numpy arrays.
+    """
     if path.endswith(".onnx"):
         try:
             import onnxruntime
@@ -296,11 +336,12 @@ def run_exported(path: str, images: Tensor) -> Tuple[np.ndarray, np.ndarray, np.
             ) from e
 
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        outputs = session.run(list(OUTPUT_NAMES), {INPUT_NAME: images.cpu().numpy()})
-        return tuple(outputs)
-    module = torch.jit.load(path, map_location=images.device)
+        feed = {name: x.cpu().numpy() for name, x in inputs.items()}
+        return tuple(session.run(list(output_names), feed))
+    tensors = list(inputs.values())
+    module = torch.jit.load(path, map_location=tensors[0].device)
     with torch.no_grad():
-        return tuple(t.cpu().numpy() for t in module(images))
+        return tuple(t.cpu().numpy() for t in module(*tensors))
 
 
 def max_differences(

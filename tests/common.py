@@ -20,7 +20,14 @@ CONFIG_DIR = os.path.join(ROOT, "configs")
 # the main job's config, and CPU configs with the ltrb head and with ResNet-18 + deconv
 CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_MobileNetV3_small_FPN_shapes.yaml")
 LTRB_CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_MobileNetV3_small_FPN_shapes_ltrb.yaml")
+MULTILEVEL_CONFIG = os.path.join(
+    CONFIG_DIR, "CPU", "centernet_multilevel_MobileNetV3_small_FPN_shapes.yaml"
+)
 R18_CONFIG = os.path.join(CONFIG_DIR, "CPU", "centernet_R_18_deconv_shapes.yaml")
+# the CPU tracking config (CenterTrack on the built-in shapes videos)
+TRACK_CONFIG = os.path.join(
+    CONFIG_DIR, "CPU", "centertrack_MobileNetV3_small_FPN_shapes_video.yaml"
+)
 # a tiny schedule: small images, small batches, no periodic evaluation or checkpoints
 TINY = [
     "SOLVER.IMS_PER_BATCH", "4",
@@ -286,3 +293,109 @@ def evaluator_inputs(dicts, detections):
         inputs.append({"image_id": d["image_id"]})
         outputs.append({"instances": inst})
     return inputs, outputs
+
+
+def pred_instances(
+    boxes, classes, scores=None, size=(128, 128), displacements=None, track_ids=None
+) -> "Instances":
+    """Instances of ``size`` (h, w) as a model predicts them: ``pred_boxes`` (XYXY pixels),
+    ``pred_classes``, ``scores`` (default 0.9 each), and, if given, ``pred_displacements``
+    (D, 2) and ``pred_track_ids``."""
+    import torch
+    from detectron2.structures import Boxes, Instances
+
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    scores = [0.9] * len(boxes) if scores is None else scores
+    inst = Instances(tuple(size))
+    inst.pred_boxes = Boxes(boxes)
+    inst.scores = torch.as_tensor(scores, dtype=torch.float32)
+    inst.pred_classes = torch.as_tensor(classes, dtype=torch.int64)
+    if displacements is not None:
+        inst.pred_displacements = torch.as_tensor(displacements, dtype=torch.float32).view(-1, 2)
+    if track_ids is not None:
+        inst.pred_track_ids = torch.as_tensor(track_ids, dtype=torch.int64)
+    return inst
+
+
+def square(cx: float, cy: float, side: float = 20.0) -> List[float]:
+    """The XYXY box of a square of ``side`` centred at (cx, cy)."""
+    return [cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]
+
+
+def coco_video_json(num_videos: int = 2, num_frames: int = 3, size=(48, 64)) -> dict:
+    """A COCO-video json (CenterTrack's): ``num_videos`` videos named ``vid<v>`` of
+    ``num_frames`` frames (files ``vid<v>/<t>.jpg``), two objects per frame: track ``10 v + 1``
+    (category 1, "car") moving 2 px per frame right and track ``10 v + 2`` (category 2,
+    "person")."""
+    h, w = size
+    coco = {"videos": [], "images": [], "annotations": [],
+            "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "person"}]}  # fmt: skip
+    for v in range(1, num_videos + 1):
+        coco["videos"].append({"id": v, "file_name": f"vid{v}"})
+        for t in range(1, num_frames + 1):
+            image_id = len(coco["images"]) + 1
+            coco["images"].append(
+                {"id": image_id, "file_name": f"vid{v}/{t}.jpg", "height": h, "width": w,
+                 "video_id": v, "frame_id": t,
+                 "prev_image_id": image_id - 1 if t > 1 else -1,
+                 "next_image_id": image_id + 1 if t < num_frames else -1}
+            )  # fmt: skip
+            for k, (box, cat) in enumerate((([2 * t, 4, 10, 12], 1), ([30, 20, 8, 16], 2))):
+                coco["annotations"].append(
+                    {"id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": cat,
+                     "bbox": box, "area": box[2] * box[3], "iscrowd": 0, "track_id": 10 * v + k + 1}
+                )  # fmt: skip
+    return coco
+
+
+def write_coco_video(
+    root: str, coco: dict, name: str = "video.json", draw_objects: bool = False
+) -> str:
+    """``coco`` written to ``root/name``, with a grey image for each of its images under
+    ``root`` (``draw_objects``: grey noise with each annotation's box filled in its category's
+    colour, :func:`write_boxes_image`). Returns the json's path."""
+    for image in coco["images"]:
+        path = os.path.join(root, image["file_name"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        size = (image["height"], image["width"])
+        if draw_objects:
+            annos = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
+            boxes = [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in annos)]
+            write_boxes_image(path, size, boxes, [a["category_id"] % 4 for a in annos])
+        else:
+            cv2.imwrite(path, np.full((*size, 3), 128, np.uint8))
+    path = os.path.join(root, name)
+    with open(path, "w") as f:
+        json.dump(coco, f)
+    return path
+
+
+# gt.txt rows of write_mot_folder, per frame f: (id, XYWH box, conf, class, visibility)
+MOT_ROWS = (
+    (1, lambda f: [2.0 + 3 * f, 4.0, 10.5, 12.0], 1, 1, 1.0),  # a pedestrian moving right
+    (2, lambda f: [40.0 - 2 * f, 20.0, 8.0, 16.25], 1, 1, 0.2),  # a mostly hidden one
+    (3, lambda f: [5.0, 30.0, 6.0, 6.0], 0, 1, 1.0),  # conf 0: not ground truth
+    (4, lambda f: [20.0, 25.0, 6.0, 14.0], 1, 7, 1.0),  # a static person (ignored)
+    (5, lambda f: [50.0, 2.0, 12.0, 7.0], 1, 3, 1.0),  # a car
+)
+
+
+def write_mot_folder(root: str, lengths: Dict[str, int], size=(48, 64)) -> None:
+    """A MOTChallenge split folder: per sequence of ``lengths`` (name: frames) seqinfo.ini,
+    img1/000001.jpg ... and gt/gt.txt with :data:`MOT_ROWS` in every frame, sorted by id, then
+    frame, as MOTChallenge's."""
+    h, w = size
+    for seq, n in lengths.items():
+        os.makedirs(os.path.join(root, seq, "img1"))
+        os.makedirs(os.path.join(root, seq, "gt"))
+        with open(os.path.join(root, seq, "seqinfo.ini"), "w") as f:
+            f.write(f"[Sequence]\nname={seq}\nimDir=img1\nframeRate=30\nseqLength={n}\n"
+                    f"imWidth={w}\nimHeight={h}\nimExt=.jpg\n")  # fmt: skip
+        for frame in range(1, n + 1):
+            image = np.full((h, w, 3), 10 * frame, np.uint8)
+            cv2.imwrite(os.path.join(root, seq, "img1", f"{frame:06d}.jpg"), image)
+        with open(os.path.join(root, seq, "gt", "gt.txt"), "w") as f:
+            for track_id, box, conf, cls, vis in MOT_ROWS:
+                for frame in range(1, n + 1):
+                    x, y, bw, bh = box(frame)
+                    f.write(f"{frame},{track_id},{x:g},{y:g},{bw:g},{bh:g},{conf},{cls},{vis}\n")

@@ -4,6 +4,10 @@
     python tools/demo.py --config-file configs/CPU/centernet_R_18_deconv_shapes.yaml \\
         --input datasets/shapes/val --output out/ --show-heatmap \\
         --opts MODEL.WEIGHTS output/main_job/model_final.pth
+
+``--video-input`` takes a video file or a folder of frames (images sorted by name) and writes
+``<name>.mp4``: with a tracking config (CenterTrack) the tracks, each box labelled with its id and
+followed by a trail of its last centres; else the detections.
 """
 
 import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
@@ -20,16 +24,27 @@ from detectron2.utils.logger import setup_logger
 from centernet_d2.data.image_io import read_image
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor
+from centernet_d2.engine.trainer import is_tracking_config
+from centernet_d2.tracking import CenterTrackPredictor
 from centernet_d2.utils.cli import config_tool_parser, run_tool
-from centernet_d2.utils.visualize import draw_predictions, heatmap_overlay
+from centernet_d2.utils.visualize import (
+    draw_predictions,
+    draw_tracks,
+    heatmap_overlay,
+    update_trails,
+)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+FRAMES_FPS = 25  # frame rate of the video written from a folder of frames
+TRAIL_LENGTH = 15  # frames of a track's trail
 
 
 def get_parser():
     parser = config_tool_parser(__doc__.splitlines()[0])
     parser.add_argument("--input", nargs="+", help="image files, globs ('dir/*.jpg') or folders")
-    parser.add_argument("--video-input", help="a video file")
+    parser.add_argument(
+        "--video-input", help="a video file, or a folder of frames (images sorted by name)"
+    )
     parser.add_argument("--output", required=True, help="folder for the pictures (or the video)")
     parser.add_argument("--confidence-threshold", type=float, default=0.3)
     parser.add_argument(
@@ -72,28 +87,52 @@ def run_images(predictor, paths, output, show_heatmap):
             cv2.imwrite(os.path.join(output, stem + "_heatmap.jpg"), overlay[:, :, ::-1])
 
 
-def run_video(predictor, path, output):
+def video_frames(path):
+    """The BGR frames of a video file or of a folder of images (sorted by name), their number
+    (None if unknown), frame rate and (width, height)."""
+    if os.path.isdir(path):
+        paths = expand_inputs([path])
+        first = read_image(paths[0], format="BGR")
+        frames = (read_image(p, format="BGR") for p in paths)
+        return frames, len(paths), FRAMES_FPS, (first.shape[1], first.shape[0])
     video = cv2.VideoCapture(path)
     if not video.isOpened():
         raise FileNotFoundError(f"--video-input {path}: cannot open the video")
-    width, height = int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(
-        video.get(cv2.CAP_PROP_FRAME_HEIGHT)
-    )
-    fps = video.get(cv2.CAP_PROP_FPS) or 25
-    frames = int(video.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    size = (int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+
+    def frames():
+        try:
+            while True:
+                ok, frame = video.read()  # BGR, as the predictors take it
+                if not ok:
+                    return
+                yield frame
+        finally:
+            video.release()
+
+    count = int(video.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    return frames(), count, video.get(cv2.CAP_PROP_FPS) or FRAMES_FPS, size
+
+
+def run_video(predictor, path, output):
+    frames, count, fps, size = video_frames(path)
     os.makedirs(output, exist_ok=True)
-    out_path = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + ".mp4")
-    writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+    out_path = os.path.join(output, name + ".mp4")
+    writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    tracking = isinstance(predictor, CenterTrackPredictor)
+    trails = {}
     try:
-        for _ in tqdm.tqdm(range(frames) if frames else iter(int, 1), desc="frames", unit="frame"):
-            ok, frame = video.read()  # BGR, as the predictor takes it
-            if not ok:
-                break
+        for frame in tqdm.tqdm(frames, total=count, desc="frames", unit="frame"):
             instances = predictor(frame)["instances"]
             rgb = np.ascontiguousarray(frame[:, :, ::-1])
-            writer.write(draw_predictions(rgb, instances, predictor.metadata)[:, :, ::-1])
+            if tracking:
+                trails = update_trails(trails, instances, TRAIL_LENGTH)
+                drawn = draw_tracks(rgb, instances, predictor.metadata, trails)
+            else:
+                drawn = draw_predictions(rgb, instances, predictor.metadata)
+            writer.write(np.ascontiguousarray(drawn[:, :, ::-1]))
     finally:
-        video.release()
         writer.release()
     return out_path
 
@@ -104,7 +143,8 @@ def main(args):
     opts = list(args.opts) + ["MODEL.CENTERNET.SCORE_THRESH_TEST", str(args.confidence_threshold)]
     cfg = setup_cfg(args.config_file, opts)
     cfg.freeze()
-    predictor = CenterNetPredictor(cfg)
+    # a tracking config's predictor tracks through --video-input; still images it detects alone
+    predictor = CenterTrackPredictor(cfg) if is_tracking_config(cfg) else CenterNetPredictor(cfg)
     if args.input:
         paths = expand_inputs(args.input)
         run_images(predictor, paths, args.output, args.show_heatmap)
@@ -117,5 +157,8 @@ if __name__ == "__main__":
     parser = get_parser()
     args = parser.parse_args()
     if not args.input and not args.video_input:
-        parser.error("give --input (images, globs or folders) or --video-input (a video file)")
+        parser.error(
+            "give --input (images, globs or folders) or --video-input (a video or a folder of "
+            "frames)"
+        )
     run_tool(main, args)

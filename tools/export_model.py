@@ -8,8 +8,11 @@
 
 Writes ``--output``/model.onnx or model.ts: images (N, 3, H, W) float32 0-255 in INPUT.FORMAT order
 -> boxes (N, T, 4) XYXY, scores (N, T), classes (N, T); see centernet_d2/export.py and
-docs/export.md. Then runs the file (onnxruntime on the CPU, or ``torch.jit.load``) and PyTorch on
-the sample images, prints the largest differences and fails if they exceed ``--tolerance``.
+docs/export.md. A tracking config (CenterTrack) also takes prev_images and prev_heatmaps and gives
+displacements (centernet_d2/tracking/export.py); each sample image's previous frame is the one
+before it, its heatmap the model's detections there. Then runs the file (onnxruntime on the CPU,
+or ``torch.jit.load``) and PyTorch on the sample images, prints the largest differences and fails
+if they exceed ``--tolerance``.
 """
 
 import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
@@ -31,6 +34,11 @@ from centernet_d2.export import (
     export_size,
     load_image,
     random_image,
+)
+from centernet_d2.modeling import CenterTrack
+from centernet_d2.tracking.export import (
+    export_tracking_and_check,
+    tracking_inputs_from_frames,
 )
 from centernet_d2.utils.cli import config_tool_parser, run_tool
 
@@ -95,16 +103,34 @@ def main(args):
         cfg.MODEL.CENTERNET.SCORE_THRESH_TEST,
         names,
     )
-    path, diffs = export_and_check(
-        model, images[:1], args.output, args.format, images, metadata, args.opset
-    )
+    if isinstance(model, CenterTrack):  # frames, previous frames and heatmaps in
+        inputs = tracking_inputs_from_frames(model, images)
+        path, diffs = export_tracking_and_check(
+            model,
+            tuple(x[:1] for x in inputs),
+            args.output,
+            args.format,
+            inputs,
+            metadata,
+            args.opset,
+        )
+    else:
+        path, diffs = export_and_check(
+            model, images[:1], args.output, args.format, images, metadata, args.opset
+        )
     runtime = "onnxruntime" if args.format == "onnx" else "TorchScript"
+    tracked = (
+        f", max |displacements| difference {diffs['displacements']:.3g} px"
+        if "displacements" in diffs
+        else ""
+    )
     print(
         f"{path}: {runtime} vs PyTorch on {len(images)} image(s) of {size[0]}x{size[1]}: "
         f"max |boxes| difference {diffs['boxes']:.3g} px, max |scores| difference "
-        f"{diffs['scores']:.3g}, {diffs['classes']} differing classes"
+        f"{diffs['scores']:.3g}{tracked}, {diffs['classes']} differing classes"
     )
-    if max(diffs["boxes"], diffs["scores"]) > args.tolerance or diffs["classes"]:
+    worst = max(diffs["boxes"], diffs["scores"], diffs.get("displacements", 0.0))
+    if worst > args.tolerance or diffs["classes"]:
         raise SystemExit(f"the export differs from PyTorch by more than {args.tolerance}")
     return path, diffs
 

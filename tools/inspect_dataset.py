@@ -78,7 +78,8 @@ def draw_samples(cfg, dicts, class_names, num, seed):
         rgb = image if cfg.INPUT.FORMAT == "RGB" else image[:, :, ::-1]
         boxes = instances.gt_boxes.tensor.cpu().numpy()
         labels = [class_names[c] for c in instances.gt_classes.tolist()]
-        heatmap = targets.heatmap[0]
+        # the multi-level targets: the finest level, of stride model.stride
+        heatmap = targets.level("heatmap", 0)[0] if model.multilevel else targets.heatmap[0]
         pictures.append(
             draw_training_sample(np.ascontiguousarray(rgb), boxes, labels, heatmap, model.stride)
         )

@@ -9,7 +9,7 @@
 set -eo pipefail
 cd "$(dirname "$0")/.."
 source tools/setup_env.sh
-CONFIG=${CONFIG:-configs/CPU/centernet_MobileNetV3_small_FPN_shapes.yaml}
+CONFIG=${CONFIG:-configs/CPU/centernet_multilevel_MobileNetV3_small_FPN_shapes.yaml}
 OUT=${OUTPUT_DIR:-output/main_job}
 start=$(date +%s)
 "$CENTERNET_PY" tools/train_net.py --config-file "$CONFIG" OUTPUT_DIR "$OUT" "$@"

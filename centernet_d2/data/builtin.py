@@ -4,8 +4,11 @@ Importing this module registers ``shapes_train`` (2000 images, seed 0) and ``sha
 images, seed 1), and the wide-scale ``shapes_wide_train`` / ``shapes_wide_val`` (512 px images,
 1-60 objects of 4-256 px, log-uniform sizes), under ``$DETECTRON2_DATASETS/shapes`` (default
 ``datasets/shapes``), the way
-Detectron2's ``data/datasets/builtin.py`` registers COCO. Registration writes nothing: a split is
-generated the first time ``DatasetCatalog.get`` asks for it. Call
+Detectron2's ``data/datasets/builtin.py`` registers COCO. It also registers the video sets
+``shapes_video_train`` (300 videos of 30 frames, seed 10) and ``shapes_video_val`` (8 videos,
+seed 11) of moving shapes (see :mod:`.synthetic_video`), 128 px frames, under
+``$DETECTRON2_DATASETS/shapes_video``, as COCO-video datasets (:mod:`.video`). Registration writes
+nothing: a split is generated the first time ``DatasetCatalog.get`` asks for it. Call
 :func:`ensure_builtin_generated` before anything that reads ``metadata.json_file`` directly, such as
 ``COCOEvaluator``.
 """
@@ -13,7 +16,7 @@ generated the first time ``DatasetCatalog.get`` asks for it. Call
 import functools
 import logging
 import os
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
@@ -21,8 +24,16 @@ from detectron2.data.datasets import load_coco_json
 from .shapes_render import SHAPE_CLASSES
 from .shapes_spec import ShapesSpec
 from .synthetic import generate_shapes_split, shapes_dataset_paths
+from .synthetic_video import ShapesVideoSpec, generate_shapes_video_split
+from .video import load_coco_video_json
 
-__all__ = ["BUILTIN_SHAPES_SPLITS", "ensure_builtin_generated", "register_all_shapes"]
+__all__ = [
+    "BUILTIN_SHAPES_SPLITS",
+    "BUILTIN_SHAPES_VIDEO_SPLITS",
+    "ensure_builtin_generated",
+    "register_all_shapes",
+    "register_all_shapes_video",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +50,15 @@ BUILTIN_SHAPES_SPLITS: Dict[str, Tuple[str, ShapesSpec]] = {
     "shapes_wide_val": ("wide_val", ShapesSpec(num_images=200, seed=3, **_WIDE)),
 }
 
-# dataset name -> (root, split, spec), for the names registered here
-_REGISTERED: Dict[str, Tuple[str, str, ShapesSpec]] = {}
+BUILTIN_SHAPES_VIDEO_SPLITS: Dict[str, Tuple[str, ShapesVideoSpec]] = {
+    # dataset name: (split directory, spec); 128 px frames, 1-6 objects of 12-36 px
+    "shapes_video_train": ("train", ShapesVideoSpec(num_videos=300, seed=10)),
+    "shapes_video_val": ("val", ShapesVideoSpec(num_videos=8, seed=11)),
+}
+
+# dataset name -> the function that generates it and returns its json, for the names registered
+# here
+_REGISTERED: Dict[str, Callable[[], str]] = {}
 
 
 def ensure_builtin_generated(name: str) -> str:
@@ -56,7 +74,7 @@ def ensure_builtin_generated(name: str) -> str:
             f"{name!r} is not a shapes dataset registered by centernet_d2; registered: "
             f"{sorted(_REGISTERED)}"
         )
-    return generate_shapes_split(*_REGISTERED[name])
+    return _REGISTERED[name]()
 
 
 def _load_shapes(name: str, image_root: str) -> List[dict]:
@@ -85,7 +103,7 @@ def register_all_shapes(
         if name in DatasetCatalog.list():
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
-        _REGISTERED[name] = (root, split, spec)
+        _REGISTERED[name] = functools.partial(generate_shapes_split, root, split, spec)
         DatasetCatalog.register(name, functools.partial(_load_shapes, name, image_root))
         MetadataCatalog.get(name).set(
             thing_classes=list(SHAPE_CLASSES),
@@ -97,5 +115,45 @@ def register_all_shapes(
         )
 
 
-_root = os.path.join(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "shapes")
-register_all_shapes(_root)
+def _load_shapes_video(name: str, image_root: str) -> List[dict]:
+    return load_coco_video_json(ensure_builtin_generated(name), image_root, name)
+
+
+def register_all_shapes_video(
+    root: str, splits: Optional[Mapping[str, Tuple[str, ShapesVideoSpec]]] = None
+) -> None:
+    """
+    Register shapes video datasets under ``root``, as :func:`register_all_shapes` (cheap;
+    generated when first loaded; a name registered before is registered again).
+
+    Args:
+        root: directory of the generated files.
+        splits: dataset name -> ``(split, spec)``, the arguments of
+            :func:`.synthetic_video.generate_shapes_video_split` other than ``root``; default
+            :data:`BUILTIN_SHAPES_VIDEO_SPLITS`.
+    """
+    splits = BUILTIN_SHAPES_VIDEO_SPLITS if splits is None else splits
+    for name, value in splits.items():
+        split, spec = value if isinstance(value, tuple) and len(value) == 2 else (None, None)
+        if not isinstance(split, str) or not isinstance(spec, ShapesVideoSpec):
+            raise TypeError(
+                f"splits[{name!r}] must be (split name, ShapesVideoSpec), got {value!r}"
+            )
+        json_file, image_root = shapes_dataset_paths(root, split)
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        _REGISTERED[name] = functools.partial(generate_shapes_video_split, root, split, spec)
+        DatasetCatalog.register(name, functools.partial(_load_shapes_video, name, image_root))
+        MetadataCatalog.get(name).set(
+            thing_classes=list(SHAPE_CLASSES),
+            thing_dataset_id_to_contiguous_id={k + 1: k for k in range(len(SHAPE_CLASSES))},
+            json_file=json_file,
+            image_root=image_root,
+            evaluator_type="mot",
+        )
+
+
+_datasets = os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+register_all_shapes(os.path.join(_datasets, "shapes"))
+register_all_shapes_video(os.path.join(_datasets, "shapes_video"))

@@ -1,7 +1,7 @@
 """The dataset flags of the command-line tools (``tools/train_net.py``,
-``tools/inspect_dataset.py``): ``--coco-dataset``, ``--voc-dataset`` (``--voc-classes``,
-``--voc-ignore-unknown``) and ``--yolo-dataset``, each registering a dataset by name. Errors of
-the library name its arguments; these add the flags that set them."""
+``tools/inspect_dataset.py``): ``--coco-dataset``, ``--coco-video-dataset``, ``--voc-dataset``
+(``--voc-classes``, ``--voc-ignore-unknown``) and ``--yolo-dataset``, each registering a dataset
+by name. Errors of the library name its arguments; these add the flags that set them."""
 
 import argparse
 import contextlib
@@ -9,6 +9,7 @@ from typing import Iterator
 
 from ..utils.cli import flag_context
 from .register import UnregisteredDatasetError, register_coco_dataset
+from .video import register_coco_video_dataset
 from .voc import UnknownLabelsError, register_voc_dataset
 from .yolo import register_yolo_dataset
 
@@ -16,8 +17,9 @@ __all__ = ["add_dataset_flags", "register_dataset_flags", "dataset_hints"]
 
 
 def add_dataset_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--coco-dataset``, ``--voc-dataset`` (with ``--voc-classes``, ``--voc-ignore-unknown``)
-    and ``--yolo-dataset``, registered by :func:`register_dataset_flags`."""
+    """``--coco-dataset``, ``--coco-video-dataset``, ``--voc-dataset`` (with ``--voc-classes``,
+    ``--voc-ignore-unknown``) and ``--yolo-dataset``, registered by
+    :func:`register_dataset_flags`."""
     parser.add_argument(
         "--coco-dataset",
         nargs=3,
@@ -25,6 +27,16 @@ def add_dataset_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         default=[],
         metavar=("NAME", "JSON", "IMAGE_ROOT"),
         help="register a COCO-format dataset (repeatable); use NAME in DATASETS.TRAIN / TEST",
+    )
+    parser.add_argument(
+        "--coco-video-dataset",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NAME", "JSON", "IMAGE_ROOT"),
+        help="register a video dataset in CenterTrack's COCO-video json (videos, per image "
+        "video_id and frame_id, per object track_id; tools/convert_mot.py writes one) "
+        "(repeatable); evaluated by tracking metrics",
     )
     parser.add_argument(
         "--voc-dataset",
@@ -62,6 +74,9 @@ def register_dataset_flags(args: argparse.Namespace) -> None:
     for name, json_file, image_root in args.coco_dataset:
         with flag_context(f"--coco-dataset {name}"):
             register_coco_dataset(name, json_file, image_root)
+    for name, json_file, image_root in args.coco_video_dataset:
+        with flag_context(f"--coco-video-dataset {name}"):
+            register_coco_video_dataset(name, json_file, image_root)
     voc_classes = [c.strip() for c in args.voc_classes.split(",") if c.strip()]
     fix = "(--voc-classes names the classes; --voc-ignore-unknown drops these objects)"
     for name, dirname, split in args.voc_dataset:
@@ -83,7 +98,10 @@ def dataset_hints(args: argparse.Namespace) -> Iterator[None]:
     try:
         yield
     except UnregisteredDatasetError as e:
-        flags = "--coco-dataset, --voc-dataset or --yolo-dataset registers a dataset"
+        flags = (
+            "--coco-dataset, --voc-dataset or --yolo-dataset registers a dataset, "
+            "--coco-video-dataset a video dataset"
+        )
         raise UnregisteredDatasetError(f"{e} ({flags})") from e
     except ValueError as e:
         if not args.voc_dataset or args.voc_classes:

@@ -14,7 +14,11 @@ from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ..config import add_centernet_config
-from ..data.builtin import BUILTIN_SHAPES_SPLITS, ensure_builtin_generated
+from ..data.builtin import (
+    BUILTIN_SHAPES_SPLITS,
+    BUILTIN_SHAPES_VIDEO_SPLITS,
+    ensure_builtin_generated,
+)
 from ..data.register import check_num_classes, check_registered, dataset_classes
 from ..data.stats import dataset_statistics, log_dataset_statistics
 from ..utils.cli import ConfigKeyError
@@ -139,7 +143,7 @@ def prepare_datasets(cfg: CfgNode, training: bool = True) -> None:
     check_registered(cfg.DATASETS.TEST, "DATASETS.TEST")
     names = list(dict.fromkeys(train + list(cfg.DATASETS.TEST)))
     for name in names:
-        if name in BUILTIN_SHAPES_SPLITS:
+        if name in BUILTIN_SHAPES_SPLITS or name in BUILTIN_SHAPES_VIDEO_SPLITS:
             ensure_builtin_generated(name)
     stride, train_size = output_stride(cfg), tuple(cfg.INPUT.CENTERNET.TRAIN_SIZE)
     statistics = {}

@@ -101,5 +101,8 @@ class CenterNetPredictor(DefaultPredictor):
                 result = {"instances": detector_postprocess(instances, height, width)}
             else:
                 result = self(original_image)
-        heatmap = torch.sigmoid(predictions["heatmap"][0].float())
+        heatmap = predictions["heatmap"]
+        if self.detector.multilevel:  # the finest level, of stride self.detector.stride
+            heatmap = heatmap[0]
+        heatmap = torch.sigmoid(heatmap[0].float())
         return result, heatmap, tuple(resized.shape[:2])

@@ -15,7 +15,8 @@ from detectron2.data import (
 from detectron2.data.build import filter_images_with_only_crowd_annotations
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
 from detectron2.engine.defaults import create_ddp_model as d2_create_ddp_model
-from detectron2.evaluation import COCOEvaluator
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
+from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -23,21 +24,31 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..config import check_training_keys
 from ..data.checks import check_annotations, check_image_files
+from ..data.frame_pairs import CenterTrackDatasetMapper
 from ..data.mapper import CenterNetDatasetMapper
 from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
-from ..evaluation import PascalVOCEvaluator
+from ..data.video import build_video_test_loader
+from ..evaluation import FrameDetectionsEvaluator, MOTEvaluator, PascalVOCEvaluator
 from ..layers import ModulatedDeformConv2d
+from ..modeling.tracking import CenterTrack
 from ..modeling.tta import CenterNetWithTTA
+from ..tracking.inference import CenterTrackWithTracker
 from .checkpoint import SafeCheckpointer
 from .train_loop import CPUAutocastTrainer
 
-__all__ = ["Trainer", "OPTIMIZERS", "create_ddp_model"]
+__all__ = ["Trainer", "OPTIMIZERS", "create_ddp_model", "is_tracking_config"]
 
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("SGD", "ADAM", "ADAMW")
 # Detectron2 after v0.6 checkpoints the optimiser ("_trainer" in DefaultTrainer.state_dict)
 _D2_SAVES_OPTIMIZER = "state_dict" in vars(DefaultTrainer)
+
+
+def is_tracking_config(cfg) -> bool:
+    """Whether ``MODEL.META_ARCHITECTURE`` is a tracking model (:class:`CenterTrack` or a
+    subclass)."""
+    return issubclass(META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE), CenterTrack)
 
 
 def create_ddp_model(model, *, fp16_compression=False, **kwargs):
@@ -54,6 +65,12 @@ class Trainer(DefaultTrainer):
     ``weights_only`` checkpoints (:class:`SafeCheckpointer`) and exact resumption: checkpoints
     hold the optimiser state (Detectron2 v0.6 leaves it out) and the data seed, and the training
     data (:func:`build_resumable_train_loader`) restarts at the checkpoint's iteration.
+
+    Tracking (``MODEL.META_ARCHITECTURE: "CenterTrack"``): training pairs from
+    :class:`CenterTrackDatasetMapper`; the model is evaluated inside
+    :class:`CenterTrackWithTracker`, on the frames of a video dataset in order
+    (:func:`build_video_test_loader`), with COCO AP of the frames' detections and MOTA, IDF1 and
+    HOTA of the tracks (:class:`MOTEvaluator`).
     """
 
     def __init__(self, cfg):
@@ -89,9 +106,19 @@ class Trainer(DefaultTrainer):
         return AMPTrainer(model, data_loader, optimizer)
 
     @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """``DefaultTrainer.test``; a :class:`CenterTrack` runs inside
+        :class:`CenterTrackWithTracker` (a tracker over the frames of each video, in order)."""
+        if isinstance(getattr(model, "module", model), CenterTrack):
+            model = CenterTrackWithTracker(cfg, getattr(model, "module", model))
+        return super().test(cfg, model, evaluators)
+
+    @classmethod
     def test_with_TTA(cls, cfg, model):
         """Evaluate ``model`` wrapped in :class:`~centernet_d2.modeling.CenterNetWithTTA`
         (``TEST.AUG``), as Detectron2's tools do for R-CNNs; result names end in "_TTA"."""
+        if isinstance(getattr(model, "module", model), CenterTrack):
+            raise ValueError("TEST.AUG (test-time augmentation) does not apply to CenterTrack")
         model = CenterNetWithTTA(cfg, getattr(model, "module", model))
         evaluators = [
             cls.build_evaluator(cfg, name, os.path.join(cfg.OUTPUT_DIR, "inference_TTA"))
@@ -140,14 +167,26 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        """The resumable loader of :meth:`build_train_dataset` with
+        :class:`CenterNetDatasetMapper`, or for tracking :class:`CenterTrackDatasetMapper`
+        (pairs of frames of the training set's videos, or still images and shifted copies)."""
         check_training_keys(cfg)
-        mapper = CenterNetDatasetMapper(cfg, True)
         dataset = cls.build_train_dataset(cfg)
+        if is_tracking_config(cfg):
+            mapper = CenterTrackDatasetMapper(cfg, True, frames=dataset)
+        else:
+            mapper = CenterNetDatasetMapper(cfg, True)
         return build_resumable_train_loader(cfg, mapper=mapper, dataset=dataset)
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
+        """Detectron2's test loader with :class:`CenterNetDatasetMapper`; for a video dataset
+        (every dict with "video_id" and "frame_id") its frames in order, whole videos per
+        process (:func:`build_video_test_loader`)."""
         mapper = CenterNetDatasetMapper(cfg, False)
+        dicts = get_detection_dataset_dicts([dataset_name], filter_empty=False)
+        if dicts and all("video_id" in d and "frame_id" in d for d in dicts):
+            return build_video_test_loader(dicts, mapper, cfg.DATALOADER.NUM_WORKERS)
         return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
 
     @classmethod
@@ -195,9 +234,15 @@ class Trainer(DefaultTrainer):
             return COCOEvaluator(dataset_name, output_dir=output_folder)
         if kind == "pascal_voc":
             return PascalVOCEvaluator(dataset_name)
+        if kind == "mot":
+            # COCO AP of every detection of the frames; a tracker adds MOTA / IDF1 / HOTA
+            coco = COCOEvaluator(dataset_name, output_dir=output_folder)
+            if not is_tracking_config(cfg):
+                return coco
+            return DatasetEvaluators([FrameDetectionsEvaluator(coco), MOTEvaluator(dataset_name)])
         raise ValueError(
             f"dataset {dataset_name!r} has evaluator_type {kind!r}; centernet-d2 evaluates "
-            "'coco' and 'pascal_voc' datasets"
+            "'coco', 'pascal_voc' and 'mot' (video) datasets"
         )
 
 

@@ -1,4 +1,5 @@
-"""CenterNet's model: importing this registers the meta-architecture and the backbones."""
+"""CenterNet's model: importing this registers the meta-architectures (CenterNet, CenterTrack) and
+the backbones."""
 
 from . import backbone  # noqa: F401  (registers the backbones)
 from .decode import decode_boxes, decode_ltrb_boxes, decode_predictions, to_instances, topk_peaks
@@ -15,11 +16,13 @@ from .targets import (
     ltrb_targets,
     ttf_radii,
 )
+from .tracking import CenterTrack
 from .tta import CenterNetWithTTA
 
 __all__ = [
     "BOX_HEADS",
     "CenterNet",
+    "CenterTrack",
     "CenterNetWithTTA",
     "CenterNetHead",
     "TargetSettings",

@@ -4,14 +4,22 @@ Shape shorthand:
     N: images, K: classes, H/W: output grid, T: detections kept per image (top-K).
 """
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from detectron2.layers import batched_nms
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
-__all__ = ["topk_peaks", "decode_boxes", "decode_ltrb_boxes", "decode_predictions", "to_instances"]
+__all__ = [
+    "topk_peaks",
+    "decode_boxes",
+    "decode_ltrb_boxes",
+    "decode_levels",
+    "decode_predictions",
+    "to_instances",
+]
 
 
 def topk_peaks(heatmap_logits: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -175,16 +183,49 @@ def decode_ltrb_boxes(
     Returns:
         boxes (N, T, 4) float32 XYXY in input pixels, scores (N, T), classes (N, T) long.
     """
-    N, K, H, W = heatmap_logits.shape
     scores, classes, pos = topk_peaks(heatmap_logits, k)
+    return _ltrb_boxes_at(pos, ltrb, stride), scores, classes
+
+
+def _ltrb_boxes_at(pos: Tensor, ltrb: Tensor, stride: int) -> Tensor:
+    """(N, T, 4) XYXY input pixels of the ltrb boxes (N, 4, H, W) at positions (N, T)."""
+    W = ltrb.shape[-1]
     # float32 positions: a low-precision ``ltrb`` (bfloat16 autocast) would round x + 0.5
     x = (pos % W).float() + 0.5
     y = torch.div(pos, W, rounding_mode="floor").float() + 0.5
     xy = torch.stack([x, y], dim=2)  # (N, T, 2) cell centres
     gather = pos[:, None, :].expand(-1, 4, -1)  # (N, 4, T)
     d = ltrb.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 4)
-    boxes = torch.cat([xy - d[..., :2], xy + d[..., 2:]], dim=2) * stride
-    return boxes, scores, classes
+    return torch.cat([xy - d[..., :2], xy + d[..., 2:]], dim=2) * stride
+
+
+def decode_levels(
+    heatmap_logits: List[Tensor], ltrb: List[Tensor], strides: List[int], k: int
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Candidate boxes of the multi-level CenterNet (CenterNet2): on each level the ``k``
+    best scores over classes and positions (no peak test: overlapping boxes are left to the NMS
+    of :func:`to_instances`), each with the ltrb box at its cell as in :func:`decode_ltrb_boxes`.
+
+    Args:
+        heatmap_logits: per level (N, K, H_l, W_l).
+        ltrb: per level (N, 4, H_l, W_l) (l, t, r, b) in cells of the level.
+        strides: input pixels per cell of each level.
+        k: candidates per level and image (PRE_NMS_TOPK_TEST).
+    Returns:
+        boxes (N, T, 4) XYXY input pixels, scores (N, T), classes (N, T) long; the levels'
+        candidates concatenated, T = sum of min(k, K * H_l * W_l).
+    """
+    if k < 0:
+        raise ValueError(f"the number of candidates k must be >= 0, got {k}")
+    boxes, scores, classes = [], [], []
+    for logits, box, stride in zip(heatmap_logits, ltrb, strides):
+        N, K, H, W = logits.shape
+        top, idx = logits.flatten(1).topk(min(k, K * H * W))
+        cls = torch.div(idx, H * W, rounding_mode="floor")
+        boxes.append(_ltrb_boxes_at(idx - cls * H * W, box, stride))
+        scores.append(torch.sigmoid(top.float()))
+        classes.append(cls)
+    return torch.cat(boxes, dim=1), torch.cat(scores, dim=1), torch.cat(classes, dim=1)
 
 
 def decode_predictions(
@@ -213,8 +254,11 @@ def to_instances(
     classes: Tensor,
     image_sizes: List[Tuple[int, int]],
     score_thresh: float,
+    nms_thresh: Optional[float] = None,
+    topk: Optional[int] = None,
 ) -> List[Instances]:
-    """Per image, the detections scoring at least ``score_thresh``, boxes clipped to the image.
+    """Per image, the detections scoring at least ``score_thresh``, boxes clipped to the image;
+    with ``nms_thresh``, then a class-wise NMS of that IoU and the ``topk`` best kept.
 
     Args:
         boxes: (N, T, 4) XYXY input pixels; scores: (N, T); classes: (N, T).
@@ -225,12 +269,11 @@ def to_instances(
         keep = scores[i] >= score_thresh
         pred_boxes = Boxes(boxes[i][keep])
         pred_boxes.clip(image_size)
-        results.append(
-            Instances(
-                image_size,
-                pred_boxes=pred_boxes,
-                scores=scores[i][keep],
-                pred_classes=classes[i][keep],
-            )
+        result = Instances(
+            image_size, pred_boxes=pred_boxes, scores=scores[i][keep], pred_classes=classes[i][keep]
         )
+        if nms_thresh is not None:
+            kept = batched_nms(pred_boxes.tensor, result.scores, result.pred_classes, nms_thresh)
+            result = result[kept[:topk]]
+        results.append(result)
     return results

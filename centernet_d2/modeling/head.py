@@ -1,12 +1,14 @@
-"""CenterNet's head: one small conv tower per output branch on a single feature map.
+"""CenterNet's head: one small conv tower per output branch, on a single feature map or shared
+by the levels of a pyramid (the multi-level CenterNet of CenterNet2).
 
 Shape shorthand:
-    N: images, C: input channels, K: classes, H/W: output grid.
+    N: images, C: input channels, K: classes, H/W: output grid, L: levels.
 """
 
 import math
-from typing import Dict, List
+from typing import Dict, List, Optional, Union
 
+import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
@@ -30,6 +32,10 @@ class CenterNetHead(nn.Module):
 
     Each branch is ``num_convs`` 3x3 convs (+ norm) + ReLU followed by a 1x1 conv, as in the
     paper (one 3x3 conv of 64 or 256 channels per branch).
+
+    With ``per_level=True`` (the multi-level CenterNet) the branches are shared by all input
+    levels, as in CenterNet2 and RetinaNet, the ltrb output of level l is multiplied by a learned
+    scale of its own (FCOS's ``Scale``, initially 1) and every output is a list over levels.
     """
 
     @configurable
@@ -44,10 +50,13 @@ class CenterNetHead(nn.Module):
         prior_prob: float = 0.1,
         box_head: str = "size_offset",
         ltrb_scale: float = 4.0,
+        per_level: bool = False,
+        extra_outputs: Optional[Dict[str, int]] = None,
     ):
         """
         Args:
-            input_shape: shapes of the input features; CenterNet takes exactly one.
+            input_shape: shapes of the input features: one, or with ``per_level`` any number
+                of equal channels.
             num_classes: K.
             channels: width of each branch's 3x3 convs.
             num_convs: 3x3 convs per branch (0: the 1x1 output conv alone).
@@ -56,12 +65,20 @@ class CenterNetHead(nn.Module):
             box_head: "size_offset" (branches "size" and "offset") or "ltrb" (branch "box").
             ltrb_scale: cells per unit of the ltrb branch's ReLU output (TTFNet's
                 ``wh_offset_base`` of 16 pixels is 4 cells at stride 4).
+            per_level: outputs as lists over the input levels, branches shared (see above).
+            extra_outputs: more branches, name -> output channels, built as the box branches
+                (tracking's "displacement": 2); their outputs are returned under their names.
         """
         super().__init__()
-        if len(input_shape) != 1:
+        if not per_level and len(input_shape) != 1:
             raise ValueError(
-                "CenterNetHead takes one feature map (MODEL.CENTERNET.IN_FEATURES of length 1), "
-                f"got {len(input_shape)}"
+                "CenterNetHead takes one feature map (MODEL.CENTERNET.IN_FEATURES of length 1) "
+                f"unless TARGET_KIND is 'multilevel', got {len(input_shape)}"
+            )
+        if len({s.channels for s in input_shape}) != 1:
+            raise ValueError(
+                "the levels of a shared head need equal channels, got "
+                f"{[s.channels for s in input_shape]}"
             )
         if box_head not in BOX_HEADS:
             raise ValueError(
@@ -71,10 +88,15 @@ class CenterNetHead(nn.Module):
             raise ValueError(f"MODEL.CENTERNET.LTRB_SCALE must be positive, got {ltrb_scale}")
         self.box_head = box_head
         self.ltrb_scale = ltrb_scale
+        self.per_level = per_level
         if box_head == "ltrb":
             outputs = {"heatmap": num_classes, "box": 4}
         else:
             outputs = {"heatmap": num_classes, "size": 2, "offset": 2}
+        clashes = sorted(set(outputs) & set(extra_outputs or {}))
+        if clashes:
+            raise ValueError(f"extra_outputs {clashes} are names of the head's own branches")
+        outputs.update(extra_outputs or {})
         self.branches = nn.ModuleDict(
             {
                 name: self._branch(input_shape[0].channels, channels, num_convs, norm, out)
@@ -85,6 +107,8 @@ class CenterNetHead(nn.Module):
         nn.init.constant_(self.branches["heatmap"][-1].bias, bias)
         if box_head == "ltrb":
             nn.init.constant_(self.branches["box"][-1].bias, LTRB_INIT / ltrb_scale)
+            if per_level:
+                self.level_scales = nn.Parameter(torch.ones(len(input_shape)))
 
     @staticmethod
     def _branch(in_channels, channels, num_convs, norm, out_channels):
@@ -119,18 +143,27 @@ class CenterNetHead(nn.Module):
             "prior_prob": c.PRIOR_PROB,
             "box_head": c.BOX_HEAD,
             "ltrb_scale": c.LTRB_SCALE,
+            "per_level": c.TARGET_KIND == "multilevel",
         }
 
-    def forward(self, features: List[Tensor]) -> Dict[str, Tensor]:
+    def forward(self, features: List[Tensor]) -> Dict[str, Union[Tensor, List[Tensor]]]:
         """
         Args:
-            features: one (N, C, H, W) map.
+            features: one (N, C, H, W) map, or with ``per_level`` one per level.
         Returns:
             "heatmap": (N, K, H, W) logits; "size_offset": "size" (N, 2, H, W) and "offset"
-            (N, 2, H, W); "ltrb": "box" (N, 4, H, W) >= 0; all in cells.
+            (N, 2, H, W); "ltrb": "box" (N, 4, H, W) >= 0; all in cells. With ``per_level``
+            each is a list of these over the levels.
         """
-        (x,) = features
+        if not self.per_level:
+            return self._run(features[0], None)
+        scales = self.level_scales if self.box_head == "ltrb" else [None] * len(features)
+        levels = [self._run(x, scale) for x, scale in zip(features, scales)]
+        return {name: [out[name] for out in levels] for name in self.branches}
+
+    def _run(self, x: Tensor, box_scale: Optional[Tensor]) -> Dict[str, Tensor]:
         out = {name: branch(x) for name, branch in self.branches.items()}
         if self.box_head == "ltrb":
-            out["box"] = F.relu(out["box"]) * self.ltrb_scale
+            box = out["box"] if box_scale is None else out["box"] * box_scale
+            out["box"] = F.relu(box) * self.ltrb_scale
         return out

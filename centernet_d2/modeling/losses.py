@@ -5,7 +5,7 @@ Shape shorthand:
 """
 
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,7 @@ class LossSettings:
             "loss_box" (``BOX_WEIGHT``; "ltrb" box head).
         focal_alpha, focal_beta: exponents of :func:`heatmap_focal_loss` (``FOCAL_ALPHA``,
             ``FOCAL_BETA``).
+        focal_balance: ``balance`` of :func:`heatmap_focal_loss` (``FOCAL_BALANCE``; < 0: none).
     """
 
     weights: Dict[str, float] = field(
@@ -43,34 +44,47 @@ class LossSettings:
     )  # the config's defaults; a box head reads the weights of its own losses
     focal_alpha: float = 2.0
     focal_beta: float = 4.0
+    focal_balance: float = -1.0
 
 
 def heatmap_focal_loss(
-    logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0
+    logits: Tensor,
+    target: Tensor,
+    alpha: float = 2.0,
+    beta: float = 4.0,
+    positive: Optional[Tensor] = None,
+    balance: float = -1.0,
 ) -> Tensor:
     """Penalty-reduced pixel-wise focal loss (CornerNet eq. 1, CenterNet eq. 1), summed.
 
     With ``p = sigmoid(logits)`` and gaussian target ``y``::
 
-        -(1 - p)^alpha log(p)                   where y == 1
+        -(1 - p)^alpha log(p)                   at the positives (default: where y == 1)
         -(1 - y)^beta p^alpha log(1 - p)        elsewhere
 
     ``log(p)`` and ``log(1 - p)`` are ``logsigmoid(x)`` and ``logsigmoid(-x)``, finite for any
-    finite logit, so no clamping of ``p`` is needed. Inputs are not modified.
+    finite logit, so no clamping of ``p`` is needed. Inputs are not modified. With ``balance`` in
+    [0, 1] the positive term is multiplied by it and the negative one by ``1 - balance``
+    (RetinaNet's alpha, CenterNet2's ``HM_FOCAL_ALPHA``); negative: no such factor.
 
     Args:
-        logits: (N, K, H, W) heatmap logits.
-        target: (N, K, H, W) gaussian heatmap in [0, 1], exactly 1 at object centres.
+        logits: (N, K, ...) heatmap logits.
+        target: (N, K, ...) gaussian heatmap in [0, 1], 1 at object centres.
+        positive: (N, K, ...) bool, the positives when not all of ``target == 1`` are (the
+            multi-level heatmaps are 1 at an object's centre on every level, positive on its
+            own levels only: elsewhere ``(1 - y)^beta`` = 0 ignores it).
     Returns:
         scalar, the sum over all positions; divide by the number of objects.
     """
     logits = logits.float()
-    pos = target == 1
+    pos = target == 1 if positive is None else positive
     # (1 - y)^beta is 0 where y == 1, so the negative term needs no mask (and no second dense
-    # tensor kept for backward); the positive term is evaluated at the peaks only.
+    # tensor kept for backward); the positive term is evaluated at the positives only.
     neg_loss = ((1 - target) ** beta * torch.sigmoid(logits) ** alpha * F.logsigmoid(-logits)).sum()
     x = logits[pos]
     pos_loss = ((1 - torch.sigmoid(x)) ** alpha * F.logsigmoid(x)).sum()
+    if balance >= 0:
+        pos_loss, neg_loss = balance * pos_loss, (1 - balance) * neg_loss
     return -(pos_loss + neg_loss)
 
 

@@ -3,10 +3,11 @@ exposed as stage methods that training, inference, export, the benchmark and tes
 augmentation (:class:`~.tta.CenterNetWithTTA`) share.
 
 Shape shorthand:
-    N: images, K: classes, H/W: output grid of the head's feature (stride ``self.stride``).
+    N: images, K: classes, H/W: output grid of the head's feature (stride ``self.stride``),
+    P: positions of all levels (multi-level CenterNet).
 """
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Union
 
 import torch
 from detectron2.config import configurable
@@ -18,8 +19,9 @@ from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 
-from .decode import decode_predictions, to_instances
+from .decode import decode_levels, decode_predictions, to_instances
 from .head import CenterNetHead
+from .level_targets import LevelTargets, build_level_targets, flatten_levels
 from .losses import LossSettings, heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
 from .targets import CenterNetTargets, TargetSettings, build_targets
 
@@ -36,6 +38,10 @@ class CenterNet(DenseDetector):
     stride-4 map, with their size and sub-cell offset regressed at the peak. No anchors, no NMS.
     With the head's ``box_head="ltrb"`` the boxes are TTFNet's (Liu et al. 2020): distances to the
     four box sides regressed at every cell of an object's gaussian area with a weighted GIoU loss.
+    With ``TargetSettings(kind="multilevel")`` it is CenterNet2's one-stage multi-level CenterNet:
+    a head shared by the levels of a pyramid (P3-P7), objects assigned to levels by size, ltrb
+    GIoU regression near the centre (:mod:`.level_targets`) and decoding across levels with a
+    class-wise NMS.
 
     Stages (each used by training, inference, export, the benchmark and TTA alike):
     :meth:`run_network` (memory format, backbone, head), :meth:`build_targets`, :meth:`losses`
@@ -58,18 +64,24 @@ class CenterNet(DenseDetector):
         loss_settings: LossSettings = LossSettings(),
         test_score_thresh: float = 0.05,
         test_topk: int = 100,
+        test_nms_thresh: float = 0.6,
+        test_pre_nms_topk: int = 1000,
         channels_last: bool = False,
         class_names: Sequence[str] = (),
     ):
         """
         Args:
             backbone, head, head_in_features, pixel_mean, pixel_std: as in ``DenseDetector``;
-                ``head_in_features`` names the one feature the head runs on; the head's
-                ``box_head`` ("size_offset" or "ltrb") decides the box outputs.
+                ``head_in_features`` names the one feature the head runs on (several, finest
+                first, for the "multilevel" target kind); the head's ``box_head``
+                ("size_offset" or "ltrb") decides the box outputs.
             target_settings: how targets are drawn (:class:`~.targets.TargetSettings`).
             loss_settings: loss weights and focal exponents (:class:`~.losses.LossSettings`).
             test_score_thresh: detections below this score are dropped at inference.
-            test_topk: detections kept per image before the score threshold (0: none).
+            test_topk: detections kept per image before the score threshold (0: none); after
+                the NMS for "multilevel".
+            test_nms_thresh: IoU of the class-wise NMS across levels ("multilevel" only).
+            test_pre_nms_topk: candidates per level and image before that NMS ("multilevel").
             channels_last: keep weights and images in channels-last memory format (faster
                 convolutions with oneDNN on CPU and with tensor cores on GPU).
             class_names: names of the classes 0..K-1, if known; saved in checkpoints and export
@@ -79,17 +91,32 @@ class CenterNet(DenseDetector):
         super().__init__(
             backbone, head, head_in_features, pixel_mean=pixel_mean, pixel_std=pixel_std
         )
-        if len(head_in_features) != 1:
+        multilevel = target_settings.kind == "multilevel"
+        if not multilevel and len(head_in_features) != 1:
             raise ValueError(
-                f"MODEL.CENTERNET.IN_FEATURES must name one feature, got {head_in_features}"
+                "MODEL.CENTERNET.IN_FEATURES must name one feature unless TARGET_KIND is "
+                f"'multilevel', got {head_in_features}"
+            )
+        if multilevel and head.box_head != "ltrb":
+            raise ValueError(
+                "TARGET_KIND 'multilevel' regresses ltrb boxes: set MODEL.CENTERNET.BOX_HEAD "
+                f"'ltrb', got {head.box_head!r}"
+            )
+        if multilevel and len(target_settings.size_ranges) != len(head_in_features):
+            raise ValueError(
+                f"MODEL.CENTERNET.SIZE_RANGES has {len(target_settings.size_ranges)} ranges for "
+                f"{len(head_in_features)} levels {head_in_features}: give one per level"
             )
         if test_topk < 0:
             raise ValueError(f"TEST.DETECTIONS_PER_IMAGE must be >= 0, got {test_topk}")
-        self.stride = backbone.output_shape()[head_in_features[0]].stride
+        self.strides = [backbone.output_shape()[f].stride for f in head_in_features]
+        self.stride = self.strides[0]
         self.target_settings = target_settings
         self.loss_settings = loss_settings
         self.test_score_thresh = test_score_thresh
         self.test_topk = test_topk
+        self.test_nms_thresh = test_nms_thresh
+        self.test_pre_nms_topk = test_pre_nms_topk
         self.channels_last = channels_last
         self.class_names = list(class_names)
         if channels_last:
@@ -121,10 +148,16 @@ class CenterNet(DenseDetector):
                 min_overlap=c.MIN_OVERLAP,
                 ttf_alpha=c.TTF_ALPHA,
                 ltrb_beta=c.TTF_BETA,
+                size_ranges=tuple(tuple(r) for r in c.SIZE_RANGES),
+                min_radius=c.MIN_RADIUS,
             ),
-            "loss_settings": LossSettings(weights, c.FOCAL_ALPHA, c.FOCAL_BETA),
+            "loss_settings": LossSettings(
+                weights, c.FOCAL_ALPHA, c.FOCAL_BETA, focal_balance=c.FOCAL_BALANCE
+            ),
             "test_score_thresh": c.SCORE_THRESH_TEST,
             "test_topk": cfg.TEST.DETECTIONS_PER_IMAGE,
+            "test_nms_thresh": c.NMS_THRESH_TEST,
+            "test_pre_nms_topk": c.PRE_NMS_TOPK_TEST,
             "channels_last": c.CHANNELS_LAST,
             "class_names": c.CLASS_NAMES,
         }
@@ -134,13 +167,20 @@ class CenterNet(DenseDetector):
         """The head's box outputs: "size_offset" or "ltrb"."""
         return self.head.box_head
 
+    @property
+    def multilevel(self) -> bool:
+        """Whether this is the multi-level CenterNet: the head's outputs are lists over the
+        levels ``head_in_features`` (strides ``self.strides``)."""
+        return self.target_settings.kind == "multilevel"
+
     def run_network(self, images: Tensor) -> Dict[str, Tensor]:
         """The head's outputs on a batch of normalised, padded images (N, 3, H, W) (the
         ``tensor`` of :meth:`preprocess_image`): the memory format, the backbone and the head.
 
         Returns:
             "heatmap" (N, K, H / stride, W / stride) logits and the box outputs of the head,
-            "size" and "offset" (N, 2, ...) or "box" (N, 4, ...), in cells.
+            "size" and "offset" (N, 2, ...) or "box" (N, 4, ...), in cells; for the multi-level
+            CenterNet, "heatmap" and "box" as lists over the levels.
         """
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -150,9 +190,19 @@ class CenterNet(DenseDetector):
     @torch.no_grad()
     def build_targets(
         self, images: ImageList, predictions: Dict[str, Tensor], gt_instances: List[Instances]
-    ) -> CenterNetTargets:
+    ) -> Union[CenterNetTargets, LevelTargets]:
         """The training targets of ``gt_instances`` on the output grid of ``predictions`` (only
         the heatmap's shape is read), with this model's :class:`~.targets.TargetSettings`."""
+        if self.multilevel:
+            heatmaps = predictions["heatmap"]
+            return build_level_targets(
+                gt_instances,
+                images.image_sizes,
+                heatmaps[0].shape[1],
+                [tuple(x.shape[2:]) for x in heatmaps],
+                self.strides,
+                self.target_settings,
+            )
         return build_targets(
             gt_instances,
             images.image_sizes,
@@ -163,13 +213,16 @@ class CenterNet(DenseDetector):
         )
 
     def losses(
-        self, predictions: Dict[str, Tensor], targets: CenterNetTargets
+        self, predictions: Dict[str, Tensor], targets: Union[CenterNetTargets, LevelTargets]
     ) -> Dict[str, Tensor]:
         """The weighted losses: heatmap, size and offset divided by the objects per image batch
         (:meth:`_objects_per_worker`); the ltrb loss divided by the sum of its weights on this
-        worker (TTFNet's normalisation)."""
+        worker (TTFNet's normalisation). Multi-level: the heatmap loss divided by the positives
+        per image batch, the GIoU loss by the regressed cells per image batch (CenterNet2)."""
         s = self.loss_settings
         normalizer = self._objects_per_worker(targets.num_objects)
+        if self.multilevel:
+            return self._level_losses(predictions, targets, normalizer)
         losses = {
             "loss_heatmap": heatmap_focal_loss(
                 predictions["heatmap"], targets.heatmap, s.focal_alpha, s.focal_beta
@@ -188,18 +241,56 @@ class CenterNet(DenseDetector):
                 normalizers[f"loss_{name}"] = normalizer
         return {k: v * (s.weights[k] / normalizers[k]) for k, v in losses.items()}
 
+    def _level_losses(
+        self, predictions: Dict[str, List[Tensor]], targets: LevelTargets, normalizer: float
+    ) -> Dict[str, Tensor]:
+        s = self.loss_settings
+        heatmap = heatmap_focal_loss(
+            flatten_levels(predictions["heatmap"]),
+            targets.heatmap,
+            s.focal_alpha,
+            s.focal_beta,
+            positive=targets.positive,
+            balance=s.focal_balance,
+        )
+        box = flatten_levels(predictions["box"])[:, :, None]  # (N, 4, 1, P)
+        box_loss = weighted_giou_loss(box, targets.box[:, :, None], targets.box_weight[:, None])
+        cells = self._mean_over_workers(float(targets.box_weight.sum()))
+        return {
+            "loss_heatmap": heatmap * (s.weights["loss_heatmap"] / normalizer),
+            "loss_box": box_loss * (s.weights["loss_box"] / max(cells, 1.0)),
+        }
+
     def _objects_per_worker(self, num_objects: int) -> float:
         """Objects per image batch averaged over workers, at least 1: the loss normaliser."""
         get_event_storage().put_scalar("num_objects", num_objects)
+        return max(self._mean_over_workers(float(num_objects)), 1.0)
+
+    def _mean_over_workers(self, value: float) -> float:
         if comm.get_world_size() > 1:
-            n = torch.tensor([num_objects], dtype=torch.float32, device=self.device)
+            n = torch.tensor([value], dtype=torch.float32, device=self.device)
             torch.distributed.all_reduce(n)
-            num_objects = n.item() / comm.get_world_size()
-        return max(float(num_objects), 1.0)
+            value = n.item() / comm.get_world_size()
+        return value
 
     def inference(self, images: ImageList, predictions: Dict[str, Tensor]) -> List[Instances]:
         """Per image, the decoded detections scoring at least ``test_score_thresh``, in the
-        input size of :meth:`preprocess_image` (``images.image_sizes``), boxes clipped to it."""
+        input size of :meth:`preprocess_image` (``images.image_sizes``), boxes clipped to it;
+        multi-level: the candidates of every level (:func:`~.decode.decode_levels`) through a
+        class-wise NMS, the ``test_topk`` best kept."""
+        if self.multilevel:
+            boxes, scores, classes = decode_levels(
+                predictions["heatmap"], predictions["box"], self.strides, self.test_pre_nms_topk
+            )
+            return to_instances(
+                boxes,
+                scores,
+                classes,
+                images.image_sizes,
+                self.test_score_thresh,
+                self.test_nms_thresh,
+                self.test_topk,
+            )
         boxes, scores, classes = decode_predictions(
             predictions, self.stride, self.test_topk, self.box_head
         )

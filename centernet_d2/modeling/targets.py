@@ -30,10 +30,11 @@ __all__ = [
     "ttf_radii",
     "draw_gaussians",
     "ltrb_targets",
+    "batch_objects",
     "build_targets",
 ]
 
-TARGET_KINDS = ("cornernet", "cornernet_exact", "ttf")
+TARGET_KINDS = ("cornernet", "cornernet_exact", "ttf", "multilevel")
 
 
 @dataclass(frozen=True)
@@ -44,22 +45,34 @@ class TargetSettings:
         kind: ``TARGET_KIND``: "cornernet" (round gaussian, the radius of the paper's code,
             :func:`cornernet_paper_radius`), "cornernet_exact" (round gaussian, the exact
             CornerNet radius, :func:`cornernet_radius`, about 3.4x smaller) or "ttf" (elliptical
-            gaussian, radii ``ttf_alpha`` times half the box sides).
-        min_overlap: ``MIN_OVERLAP`` of the CornerNet radius.
+            gaussian, radii ``ttf_alpha`` times half the box sides) or "multilevel"
+            (CenterNet2's targets on several levels, :func:`~.level_targets.build_level_targets`).
+        min_overlap: ``MIN_OVERLAP`` of the CornerNet radius, and of the multi-level gaussians.
         ttf_alpha: ``TTF_ALPHA``.
         ltrb_beta: ``TTF_BETA``: the ltrb regression area, gaussians of radii ``ltrb_beta``
             times half the box sides (used by the "ltrb" box head only).
+        size_ranges: ``SIZE_RANGES`` ("multilevel"): per level, the (low, high) half diagonal
+            ``sqrt(w^2 + h^2) / 2`` in input pixels of the objects assigned to it.
+        min_radius: ``MIN_RADIUS`` ("multilevel"): least gaussian radius, input pixels.
     """
 
     kind: str = "cornernet"
     min_overlap: float = 0.7
     ttf_alpha: float = 0.54
     ltrb_beta: float = 0.54
+    size_ranges: Tuple[Tuple[float, float], ...] = ((0.0, 1e8),)
+    min_radius: float = 4.0
 
     def __post_init__(self):
         if self.kind not in TARGET_KINDS:
             raise ValueError(
                 f"MODEL.CENTERNET.TARGET_KIND must be one of {TARGET_KINDS}, got {self.kind!r}"
+            )
+        bad = [r for r in self.size_ranges if len(r) != 2 or not 0 <= r[0] <= r[1]]
+        if bad:
+            raise ValueError(
+                "MODEL.CENTERNET.SIZE_RANGES must be [low, high] pairs with 0 <= low <= high, "
+                f"got {bad}"
             )
 
 
@@ -261,6 +274,39 @@ class CenterNetTargets:
 
 
 @torch.no_grad()
+def batch_objects(
+    gt_instances: List[Instances], image_sizes: List[Tuple[int, int]], num_classes: int
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """The objects of a batch as one set: boxes clipped to their image, those with no area left
+    (zero, negative or outside the image) dropped.
+
+    Raises:
+        ValueError: a class id outside [0, K).
+
+    Returns:
+        boxes (M, 4) XYXY input pixels, classes (M,) long, image (M,) long index of each.
+    """
+    K = num_classes
+    boxes = torch.cat([x.gt_boxes.tensor for x in gt_instances])  # (M, 4)
+    classes = torch.cat([x.gt_classes for x in gt_instances]).long()  # (M,)
+    bad = (classes < 0) | (classes >= K)
+    if bool(bad.any()):  # else drawn into another image's or class's heatmap plane
+        raise ValueError(
+            f"gt_classes must be in [0, K) = [0, {K}), got {classes[bad].unique().tolist()}"
+        )
+    device = boxes.device
+    image = torch.repeat_interleave(
+        torch.arange(len(gt_instances), device=device),
+        torch.tensor([len(x) for x in gt_instances], device=device),
+    )  # (M,)
+    hw = torch.tensor(image_sizes, dtype=boxes.dtype, device=device)[image]  # (M, 2)
+    limit = hw.flip(1).repeat(1, 2)  # (M, 4) as (w, h, w, h)
+    boxes = torch.minimum(boxes.clamp(min=0), limit)
+    keep = (boxes[:, 2:] > boxes[:, :2]).all(dim=1)
+    return boxes[keep], classes[keep], image[keep]
+
+
+@torch.no_grad()
 def build_targets(
     gt_instances: List[Instances],
     image_sizes: List[Tuple[int, int]],
@@ -289,24 +335,9 @@ def build_targets(
             (TTFNet's log-area weight; boxes under 1 px^2 get no weight, not a negative one).
     """
     N, K, H, W = shape
-    boxes = torch.cat([x.gt_boxes.tensor for x in gt_instances])  # (M, 4)
-    classes = torch.cat([x.gt_classes for x in gt_instances]).long()  # (M,)
-    bad = (classes < 0) | (classes >= K)
-    if bool(bad.any()):  # else drawn into another image's or class's heatmap plane
-        raise ValueError(
-            f"gt_classes must be in [0, K) = [0, {K}), got {classes[bad].unique().tolist()}"
-        )
+    boxes, classes, image = batch_objects(gt_instances, image_sizes, K)
     device = boxes.device
-    image = torch.repeat_interleave(
-        torch.arange(len(gt_instances), device=device),
-        torch.tensor([len(x) for x in gt_instances], device=device),
-    )  # (M,)
-    hw = torch.tensor(image_sizes, dtype=boxes.dtype, device=device)[image]  # (M, 2)
-    limit = hw.flip(1).repeat(1, 2)  # (M, 4) as (w, h, w, h)
-    boxes = torch.minimum(boxes.clamp(min=0), limit)
     sizes = (boxes[:, 2:] - boxes[:, :2]) / stride  # (M, 2) cells
-    keep = (sizes > 0).all(dim=1)
-    boxes, sizes, classes, image = boxes[keep], sizes[keep], classes[keep], image[keep]
 
     centers = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (M, 2) cells
     cells = centers.floor().long()
@@ -316,8 +347,13 @@ def build_targets(
         radii = radius.floor().long()[:, None].expand(-1, 2)
     elif settings.kind == "cornernet_exact":
         radii = cornernet_radius(sizes, settings.min_overlap).floor().long()[:, None].expand(-1, 2)
-    else:
+    elif settings.kind == "ttf":
         radii = ttf_radii(sizes, settings.ttf_alpha)
+    else:
+        raise ValueError(
+            f"TARGET_KIND {settings.kind!r} draws targets on several levels: "
+            "use level_targets.build_level_targets"
+        )
     heatmap = draw_gaussians(cells, radii, image * K + classes, shape)
     box = box_weight = None
     if with_ltrb:

@@ -177,11 +177,22 @@ class CenterNetWithTTA(nn.Module):
             return self.model.run_network(images)
         n = images.shape[0]
         out = self.model.run_network(torch.cat([images, images.flip(-1)]))
-        return merge_flipped(
-            {k: v[:n] for k, v in out.items()},
-            {k: v[n:] for k, v in out.items()},
-            self.model.box_head,
-        )
+        if not self.model.multilevel:
+            return merge_flipped(
+                {k: v[:n] for k, v in out.items()},
+                {k: v[n:] for k, v in out.items()},
+                self.model.box_head,
+            )
+        # the multi-level head's outputs are lists over levels: merge each level alike
+        levels = [
+            merge_flipped(
+                {k: v[i][:n] for k, v in out.items()},
+                {k: v[i][n:] for k, v in out.items()},
+                self.model.box_head,
+            )
+            for i in range(len(out["heatmap"]))
+        ]
+        return {k: [level[k] for level in levels] for k in levels[0]}
 
     def forward(self, batched_inputs: List[Dict[str, Tensor]]) -> List[Dict[str, Instances]]:
         """For each short side of ``min_sizes`` (or the inputs' own size) the images are resized

@@ -1,5 +1,6 @@
 """Comparing training runs: evaluation AP against iteration, as a table and a picture."""
 
+import math
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -28,7 +29,8 @@ def iterations_to_reach(curve: List[Tuple[int, float]], value: float) -> Optiona
 def compare_table(curves: Dict[str, List[Tuple[int, float]]], reference: str) -> str:
     """Markdown: per run its final AP, best AP, and the first evaluated iteration at which it
     reached the ``reference`` run's final AP (and that iteration as a fraction of the
-    reference's last iteration)."""
+    reference's last iteration). Evaluations without any detection (NaN, as Detectron2's
+    ``COCOEvaluator`` reports them) do not count for the best AP."""
     if reference not in curves:
         raise ValueError(f"reference run {reference!r} is not among {sorted(curves)}")
     ref_iter, ref_ap = curves[reference][-1]
@@ -40,8 +42,9 @@ def compare_table(curves: Dict[str, List[Tuple[int, float]]], reference: str) ->
     for name, curve in curves.items():
         reach = iterations_to_reach(curve, ref_ap)
         frac = f"{reach / ref_iter:.2f}" if reach is not None else "not reached"
+        best = max((v for _, v in curve if not math.isnan(v)), default=math.nan)
         lines.append(
-            f"| {name} | {curve[-1][0]} | {curve[-1][1]:.2f} | {max(v for _, v in curve):.2f} "
+            f"| {name} | {curve[-1][0]} | {curve[-1][1]:.2f} | {best:.2f} "
             f"| {reach if reach is not None else 'not reached'} | {frac} |"
         )
     return "\n".join(lines)

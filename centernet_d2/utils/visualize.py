@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # no import of the data package at run time: pictures stay de
 __all__ = [
     "heatmap_overlay",
     "draw_predictions",
+    "draw_tracks",
+    "update_trails",
     "load_metrics",
     "plot_training_curves",
     "plot_box_sizes",
@@ -62,6 +64,46 @@ def draw_predictions(image: np.ndarray, instances, metadata) -> np.ndarray:
 
     v = Visualizer(image, metadata, instance_mode=ColorMode.IMAGE)
     return v.draw_instance_predictions(instances.to("cpu")).get_image()
+
+
+def update_trails(
+    trails: Dict[int, List[Tuple[float, float]]], instances, length: int = 15
+) -> Dict[int, List[Tuple[float, float]]]:
+    """The trails of the tracks in ``instances`` (``pred_boxes``, ``pred_track_ids``): per track
+    id, the box centres of its last ``length`` frames, this frame's last; tracks absent from
+    this frame are dropped. ``trails`` is not modified."""
+    boxes = instances.pred_boxes.tensor.cpu()
+    centers = ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()
+    ids = instances.pred_track_ids.tolist()
+    return {i: (trails.get(i, []) + [tuple(c)])[-length:] for i, c in zip(ids, centers)}
+
+
+def draw_tracks(
+    image: np.ndarray, instances, metadata, trails: Dict[int, List[Tuple[float, float]]]
+) -> np.ndarray:
+    """Tracks drawn by Detectron2's ``Visualizer`` on an (H, W, 3) uint8 RGB image: each box in
+    its track's colour, labelled "<id> <class> <score %>", and its trail (``trails[id]``, see
+    :func:`update_trails`) as a line through its last centres. Returns the RGB picture."""
+    from detectron2.utils.colormap import colormap
+    from detectron2.utils.visualizer import Visualizer
+
+    instances = instances.to("cpu")
+    palette = colormap(rgb=True, maximum=1)
+    names = metadata.get("thing_classes", None) or []
+    ids = instances.pred_track_ids.tolist()
+    colours = [palette[i % len(palette)] for i in ids]
+    labels = [
+        f"{i} {names[c] if c < len(names) else c} {s:.0%}"
+        for i, c, s in zip(ids, instances.pred_classes.tolist(), instances.scores.tolist())
+    ]
+    v = Visualizer(image, metadata)
+    v.overlay_instances(boxes=instances.pred_boxes, labels=labels, assigned_colors=colours)
+    for i, colour in zip(ids, colours):
+        points = trails.get(i, [])
+        if len(points) > 1:
+            xs, ys = zip(*points)
+            v.draw_line(list(xs), list(ys), color=colour, linewidth=2)
+    return v.get_output().get_image()
 
 
 def load_metrics(path: str) -> List[Dict]:

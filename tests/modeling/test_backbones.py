@@ -111,6 +111,8 @@ class TestRegistry(unittest.TestCase):
             "build_resnet_fpn_p2_backbone",
             "build_mobilenet_backbone",
             "build_mobilenet_fpn_p2_backbone",
+            "build_resnet_fpn_p3p7_backbone",
+            "build_mobilenet_fpn_p3p7_backbone",
         ]:
             self.assertIn(name, BACKBONE_REGISTRY)
 
@@ -362,6 +364,34 @@ class TestFPN(BackboneTestCase):
                     build_backbone(cfg)
         cfg = make_cfg("build_mobilenet_fpn_p2_backbone", RESNET_FPN)
         with self.assertRaisesRegex(ValueError, r"MODEL\.FPN\.IN_FEATURES.*m2"):
+            build_backbone(cfg)
+
+
+class TestFPNP3P7(BackboneTestCase):
+    def test_shapes_and_p6_from_p5(self):
+        for name, opts, ins in [
+            ("build_resnet_fpn_p3p7_backbone", R18, ["res3", "res4", "res5"]),
+            ("build_mobilenet_fpn_p3p7_backbone", [], ["m3", "m4", "m5"]),
+        ]:
+            with self.subTest(name):
+                cfg = make_cfg(
+                    name, opts + ["MODEL.FPN.IN_FEATURES", ins, "MODEL.FPN.OUT_CHANNELS", 32]
+                )
+                backbone = build_backbone(cfg).eval()
+                expected = {f"p{i}": (32, 2**i) for i in range(3, 8)}
+                shapes = backbone.output_shape()
+                self.assertEqual({k: (s.channels, s.stride) for k, s in shapes.items()}, expected)
+                with torch.no_grad():
+                    out = backbone(torch.rand(1, 3, 128, 256))
+                sizes = {k: tuple(v.shape[2:]) for k, v in out.items()}
+                self.assertEqual(sizes, {f"p{i}": (128 >> i, 256 >> i) for i in range(3, 8)})
+                # P6 is a stride-2 conv of P5 (CenterNet2), not of the bottom-up's last level
+                with torch.no_grad():
+                    p6 = backbone.top_block.p6(out["p5"])
+                torch.testing.assert_close(out["p6"], p6)
+        self.assert_all_trainable_get_grads(backbone, size=128)
+        cfg = make_cfg("build_resnet_fpn_p3p7_backbone", R18 + RESNET_FPN)
+        with self.assertRaisesRegex(ValueError, r"MODEL\.FPN\.IN_FEATURES.*res3"):
             build_backbone(cfg)
 
 

@@ -1,12 +1,29 @@
-"""centernet_d2.modeling.backbone.bifpn: fusion by hand, level shapes, gradients, errors."""
+"""centernet_d2.modeling.backbone.bifpn: fusion by hand, level shapes, gradients, errors, the
+DLA-BiFPN builder."""
 
 import unittest
 
 import torch
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import Backbone
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone, build_backbone
 
+from centernet_d2.modeling.backbone import DLA
 from centernet_d2.modeling.backbone.bifpn import FUSION_EPS, BiFPN, BiFPNLayer, SeparableConv
+from tests.modeling.test_backbones import make_cfg
+from tests.modeling.test_dla import BOTTOM_UP_PARAMS, num_params
+
+# CenterNet2's DLA-BiFPN: DLA-34 levels 3-5 (strides 8, 16, 32), p6 and p7 by max pooling
+DLA_P3_P7 = [
+    "MODEL.BIFPN.IN_FEATURES", ["level3", "level4", "level5"],
+    "MODEL.BIFPN.NUM_LEVELS", 5,
+    "MODEL.BIFPN.OUT_FEATURES", ["p3", "p4", "p5", "p6", "p7"],
+]  # fmt: skip
+# the single-level head: DLA-34 levels 2-5 (strides 4..32), returning p2 alone
+DLA_P2 = [
+    "MODEL.BIFPN.IN_FEATURES", ["level2", "level3", "level4", "level5"],
+    "MODEL.BIFPN.NUM_LEVELS", 4,
+    "MODEL.BIFPN.OUT_FEATURES", ["p2"],
+]  # fmt: skip
 
 
 class _BottomUp(Backbone):
@@ -85,6 +102,81 @@ class TestBiFPN(unittest.TestCase):
             BiFPN(_BottomUp(), ["c3", "c5"], 8, 3)
         with self.assertRaisesRegex(ValueError, "NUM_REPEATS"):
             BiFPN(_BottomUp(), ["c3", "c4"], 8, 3, num_repeats=0)
+
+
+class TestDLABiFPN(unittest.TestCase):
+    """build_dla_bifpn_backbone from a cfg: the DLA-34 bottom-up alone under the BiFPN."""
+
+    def setUp(self):
+        torch.manual_seed(0)
+
+    def build(self, opts):
+        cfg = make_cfg(
+            "build_dla_bifpn_backbone",
+            ["MODEL.BIFPN.OUT_CHANNELS", 16, "MODEL.BIFPN.NUM_REPEATS", 2, *opts],
+        )
+        return build_backbone(cfg)
+
+    def test_registered(self):
+        self.assertIn("build_dla_bifpn_backbone", BACKBONE_REGISTRY)
+
+    def test_p3_to_p7(self):
+        net = self.build(DLA_P3_P7)
+        self.assertIsInstance(net.bottom_up, DLA)
+        # the whole DLA-34 bottom-up (level2 feeds level3), no DLA-up / IDA-up
+        self.assertEqual(num_params(net.bottom_up), sum(BOTTOM_UP_PARAMS.values()))
+        self.assertEqual(
+            [n for n, _ in net.named_children()], ["bottom_up", "lateral_convs", "layers"]
+        )
+        self.assertEqual(net.size_divisibility, 128)  # p7
+        shapes = net.output_shape()
+        self.assertEqual(list(shapes), ["p3", "p4", "p5", "p6", "p7"])
+        self.assertEqual([s.stride for s in shapes.values()], [8, 16, 32, 64, 128])
+        self.assertEqual({s.channels for s in shapes.values()}, {16})
+        # DLA-34 widths of levels 3-5 into the 1x1 laterals
+        self.assertEqual([c.in_channels for c in net.lateral_convs], [128, 256, 512])
+        out = net(torch.rand(2, 3, 128, 256))
+        self.assertEqual(list(out), ["p3", "p4", "p5", "p6", "p7"])
+        sizes = [tuple(x.shape) for x in out.values()]
+        self.assertEqual(
+            sizes, [(2, 16, 16, 32), (2, 16, 8, 16), (2, 16, 4, 8), (2, 16, 2, 4), (2, 16, 1, 2)]
+        )
+
+    def test_p2_single_level(self):
+        net = self.build(DLA_P2)
+        self.assertEqual(net.size_divisibility, 32)  # p5, and DLA's own
+        self.assertEqual(net.output_shape(), {"p2": ShapeSpec(channels=16, stride=4)})
+        self.assertEqual([c.in_channels for c in net.lateral_convs], [64, 128, 256, 512])
+        out = net(torch.rand(1, 3, 64, 96))
+        self.assertEqual(list(out), ["p2"])
+        self.assertEqual(tuple(out["p2"].shape), (1, 16, 16, 24))
+
+    def test_p3_single_level_stops_at_level4(self):
+        net = self.build(
+            ["MODEL.BIFPN.IN_FEATURES", ["level3", "level4"], "MODEL.BIFPN.NUM_LEVELS", 2]
+            + ["MODEL.BIFPN.OUT_FEATURES", ["p3"]]
+        )
+        self.assertFalse(hasattr(net.bottom_up, "level5"))
+        self.assertEqual(net.size_divisibility, 32)  # DLA's, larger than p4's 16
+        self.assertEqual(net.output_shape(), {"p3": ShapeSpec(channels=16, stride=8)})
+        out = net(torch.rand(1, 3, 64, 32))
+        self.assertEqual(tuple(out["p3"].shape), (1, 16, 8, 4))
+
+    def test_backward_reaches_the_bottom_up(self):
+        net = self.build(DLA_P3_P7)
+        out = net(torch.rand(2, 3, 128, 128))
+        sum(x.sum() for x in out.values()).backward()
+        missing = [n for n, p in net.named_parameters() if p.grad is None]
+        self.assertEqual(missing, [])
+        # the stem and the last tree's root get non-zero gradients through the BiFPN
+        for p in (net.bottom_up.base_layer[0].weight, net.bottom_up.level5.root.conv.weight):
+            self.assertGreater(p.grad.abs().sum().item(), 0)
+
+    def test_bad_values(self):
+        with self.assertRaisesRegex(ValueError, "IN_FEATURES must be features of .*level0"):
+            self.build(["MODEL.BIFPN.IN_FEATURES", ["res3", "res4", "res5"]])
+        with self.assertRaisesRegex(ValueError, "MODEL.DLA.NORM must be one of"):
+            self.build(DLA_P3_P7 + ["MODEL.DLA.NORM", ""])
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from centernet_d2.modeling import decode as decode_module
 from centernet_d2.modeling.decode import (
     decode_boxes,
+    decode_levels,
     decode_ltrb_boxes,
     decode_predictions,
     to_instances,
@@ -427,6 +428,38 @@ class TestDecodeLtrb(unittest.TestCase):
         logits2 = torch.randn(2, 3, 6, 8, generator=g)
         for x, y in zip(traced(logits2, ltrb), decode_ltrb_boxes(logits2, ltrb, 4, 5)):
             self.assertTrue(torch.equal(x, y))
+
+
+class TestDecodeLevels(unittest.TestCase):
+    def test_planted_candidates_and_nms(self):
+        # level 0 (stride 8, 4 x 4): class 1 at (x 1, y 2), ltrb (1, 1, 2, 0.5);
+        # level 1 (stride 16, 2 x 2): class 0 at (0, 0), ltrb 0.5 each side
+        logits = [torch.full((1, 2, 4, 4), -9.0), torch.full((1, 2, 2, 2), -9.0)]
+        ltrb = [torch.zeros(1, 4, 4, 4), torch.zeros(1, 4, 2, 2)]
+        logits[0][0, 1, 2, 1], ltrb[0][0, :, 2, 1] = 2.0, torch.tensor([1.0, 1.0, 2.0, 0.5])
+        logits[1][0, 0, 0, 0], ltrb[1][0, :, 0, 0] = 1.0, torch.tensor([0.5] * 4)
+        boxes, scores, classes = decode_levels(logits, ltrb, [8, 16], k=1)
+        # centre (1.5, 2.5) cells: (0.5, 1.5, 3.5, 3) * 8; centre (0.5, 0.5): (0, 0, 1, 1) * 16
+        self.assertEqual(boxes[0].tolist(), [[4.0, 12.0, 28.0, 24.0], [0.0, 0.0, 16.0, 16.0]])
+        self.assertEqual(classes[0].tolist(), [1, 0])
+        torch.testing.assert_close(scores[0], torch.sigmoid(torch.tensor([2.0, 1.0])))
+        # k larger than a level: every position of every class
+        boxes, scores, _ = decode_levels(logits, ltrb, [8, 16], k=100)
+        self.assertEqual(tuple(boxes.shape), (1, 2 * 16 + 2 * 4, 4))
+
+        # NMS across levels: a same-class duplicate (IoU 0.64) goes, another class stays
+        boxes = torch.tensor(
+            [[[0.0, 0, 10, 10], [0, 0, 10, 6.4], [0, 0, 10, 10], [20, 20, 30, 30]]]
+        )
+        scores = torch.tensor([[0.9, 0.8, 0.7, 0.01]])
+        classes = torch.tensor([[0, 0, 1, 0]])
+        (r,) = to_instances(boxes, scores, classes, [(40, 40)], 0.05, nms_thresh=0.6, topk=5)
+        torch.testing.assert_close(r.scores, torch.tensor([0.9, 0.7]))  # 0.01: under the threshold
+        self.assertEqual(r.pred_classes.tolist(), [0, 1])
+        (r,) = to_instances(boxes, scores, classes, [(40, 40)], 0.05, nms_thresh=0.7, topk=5)
+        torch.testing.assert_close(r.scores, torch.tensor([0.9, 0.8, 0.7]))  # IoU 0.64 < 0.7
+        (r,) = to_instances(boxes, scores, classes, [(40, 40)], 0.05, nms_thresh=0.7, topk=1)
+        torch.testing.assert_close(r.scores, torch.tensor([0.9]))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,32 @@ class TestLtrbHead(unittest.TestCase):
         self.assertEqual(names, {"heatmap", "size", "offset"})
         self.assertIn("branches.size.2.weight", head.state_dict())
 
+    def test_shared_by_levels(self):
+        torch.manual_seed(0)
+        shapes = [ShapeSpec(channels=8, stride=8), ShapeSpec(channels=8, stride=16)]
+        head = CenterNetHead(
+            input_shape=shapes, num_classes=3, box_head="ltrb", ltrb_scale=1.0, per_level=True
+        )
+        x = torch.randn(2, 8, 6, 6)
+        with torch.no_grad():
+            head.level_scales[1] = 2.0
+            out = head([x, x[..., :3, :3]])
+            same = head([x, x])
+        self.assertEqual([tuple(o.shape) for o in out["heatmap"]], [(2, 3, 6, 6), (2, 3, 3, 3)])
+        self.assertEqual([tuple(o.shape) for o in out["box"]], [(2, 4, 6, 6), (2, 4, 3, 3)])
+        # one set of branches: the same input gives the same heatmap on both levels, and the
+        # box of level 1 is ReLU(2 x) where level 0's is ReLU(x)
+        torch.testing.assert_close(same["heatmap"][1], same["heatmap"][0])
+        raw = head.branches["box"](x).detach()
+        torch.testing.assert_close(same["box"][0], torch.relu(raw))
+        torch.testing.assert_close(same["box"][1], torch.relu(2 * raw))
+        self.assertEqual(len(head.level_scales), 2)
+        with self.assertRaisesRegex(ValueError, "equal channels"):
+            CenterNetHead(input_shape=[shapes[0], ShapeSpec(channels=4)], num_classes=3,
+                          per_level=True)  # fmt: skip
+        with self.assertRaisesRegex(ValueError, "multilevel"):
+            CenterNetHead(input_shape=shapes, num_classes=3)
+
     def test_bad_values(self):
         shape = [ShapeSpec(channels=8, stride=4)]
         with self.assertRaisesRegex(ValueError, "MODEL.CENTERNET.BOX_HEAD.*ltrb.*'xywh'"):

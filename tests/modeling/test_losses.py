@@ -12,14 +12,20 @@ from centernet_d2.modeling.losses import (
 )
 
 
-def _focal_reference(logits, target, alpha, beta):
+def _focal_reference(logits, target, alpha, beta, positive=None, balance=-1.0):
+    positive = (target == 1) if positive is None else positive
+    pos_factor, neg_factor = (balance, 1 - balance) if balance >= 0 else (1.0, 1.0)
     total = 0.0
-    for x, y in zip(logits.double().flatten().tolist(), target.double().flatten().tolist()):
+    for x, y, is_pos in zip(
+        logits.double().flatten().tolist(),
+        target.double().flatten().tolist(),
+        positive.flatten().tolist(),
+    ):
         p = 1 / (1 + math.exp(-x))
-        if y == 1:
-            total += -((1 - p) ** alpha) * math.log(p)
-        else:
-            total += -((1 - y) ** beta) * p**alpha * math.log(1 - p)
+        if is_pos:
+            total += -pos_factor * (1 - p) ** alpha * math.log(p)
+        # the negative term of a positive is 0 when y == 1, as in CenterNet2
+        total += -neg_factor * (1 - y) ** beta * p**alpha * math.log(1 - p)
     return total
 
 
@@ -33,6 +39,26 @@ class TestFocalLoss(unittest.TestCase):
             loss = heatmap_focal_loss(logits, target, alpha, beta)
             ref = _focal_reference(logits, target, alpha, beta)
             self.assertAlmostEqual(loss.item(), ref, delta=1e-5 * abs(ref))
+
+    def test_given_positives_and_balance(self):
+        # the multi-level targets: a peak (y = 1) that is not a positive is ignored
+        g = torch.Generator().manual_seed(1)
+        logits = torch.randn(2, 3, 4, 5, generator=g) * 3
+        target = torch.rand(2, 3, 4, 5, generator=g) ** 3
+        target[0, 1, 2, 3] = target[1, 2, 1, 4] = target[0, 0, 0, 0] = 1.0
+        positive = torch.zeros_like(target, dtype=torch.bool)
+        positive[0, 1, 2, 3] = positive[1, 2, 1, 4] = True
+        for balance in (-1.0, 0.25):
+            loss = heatmap_focal_loss(logits, target, 2.0, 4.0, positive, balance)
+            ref = _focal_reference(logits, target, 2.0, 4.0, positive, balance)
+            self.assertAlmostEqual(loss.item(), ref, delta=1e-5 * abs(ref))
+        # hand computed: logit 0, a positive and a non-positive peak, balance 0.25:
+        # 0.25 (1/2)^2 log 2 from the positive, nothing from the other peak
+        loss = heatmap_focal_loss(
+            torch.zeros(1, 1, 1, 2), torch.ones(1, 1, 1, 2), 2.0, 4.0,
+            torch.tensor([[[[True, False]]]]), 0.25,
+        )  # fmt: skip
+        self.assertAlmostEqual(loss.item(), 0.25 * 0.25 * math.log(2), places=6)
 
     def test_hand_computed(self):
         # one positive at logit 0 (p = 1/2): (1/2)^2 log 2; one negative with y = 1/2 at logit 0:

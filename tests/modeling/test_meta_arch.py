@@ -11,11 +11,12 @@ from detectron2.utils.events import EventStorage
 
 from centernet_d2 import add_centernet_config
 from centernet_d2.export import export_and_check, exported_outputs
-from centernet_d2.modeling import CenterNet, CenterNetHead
-from centernet_d2.modeling.decode import decode_predictions
+from centernet_d2.modeling import CenterNet, CenterNetHead, CenterTrack
+from centernet_d2.modeling.decode import decode_levels, decode_predictions
 from tests.common import (
     CONFIG_DIR,
     LTRB_CONFIG,
+    MULTILEVEL_CONFIG,
     R18_CONFIG,
     gt_instances,
     model_cfg,
@@ -70,6 +71,8 @@ class TestEveryConfig(unittest.TestCase):
                     losses = model(inputs)
                 box_losses = {"size_offset": {"loss_size", "loss_offset"}, "ltrb": {"loss_box"}}
                 expected = {"loss_heatmap"} | box_losses[cfg.MODEL.CENTERNET.BOX_HEAD]
+                if isinstance(model, CenterTrack):  # tracking configs: the displacement too
+                    expected.add("loss_displacement")
                 self.assertEqual(set(losses), expected)
                 total = sum(losses.values())
                 self.assertTrue(torch.isfinite(total))
@@ -79,6 +82,14 @@ class TestEveryConfig(unittest.TestCase):
 
                 model.eval()
                 eval_inputs = [{"image": x["image"], "height": 50, "width": 66} for x in inputs]
+                if model.multilevel:  # decoding across levels: TestMultiLevel
+                    with torch.no_grad():
+                        outputs = model(eval_inputs)
+                    for out in outputs:
+                        inst = out["instances"]
+                        self.assertEqual(inst.image_size, (50, 66))
+                        self.assertLessEqual(len(inst), cfg.TEST.DETECTIONS_PER_IMAGE)
+                    continue
                 with torch.no_grad():
                     outputs = model(eval_inputs)
                     images = model.preprocess_image(eval_inputs)
@@ -161,6 +172,67 @@ class TestWithoutConfig(unittest.TestCase):
 
 def _ltrb_cfg(*opts):
     return model_cfg(LTRB_CONFIG, *opts)
+
+
+class TestMultiLevel(unittest.TestCase):
+    def _model(self, *opts):
+        torch.manual_seed(0)
+        return build_model(model_cfg(MULTILEVEL_CONFIG, *opts))
+
+    def test_train_step(self):
+        model = self._model().train()
+        self.assertTrue(model.multilevel)
+        self.assertEqual(model.strides, [8, 16, 32, 64, 128])
+        inputs = make_inputs([(96, 128), (80, 100)], [[[4, 6, 40, 40], [30, 20, 90, 76]], []], 5)
+        with EventStorage() as storage:
+            losses = model(inputs)
+            # the first box (half diagonal 24.6) is positive on p3, the second (46.1) on p3 too
+            self.assertEqual(storage.latest()["num_objects"][0], 2)
+        self.assertEqual(set(losses), {"loss_heatmap", "loss_box"})
+        sum(losses.values()).backward()
+        for name in ("heatmap", "box"):
+            grad = model.head.branches[name][-1].weight.grad
+            self.assertTrue(torch.isfinite(grad).all() and grad.abs().sum() > 0, name)
+        self.assertIsNotNone(model.head.level_scales.grad)
+        with EventStorage():
+            losses = model(make_inputs([(64, 64)], [[]], 5))
+        self.assertEqual(losses["loss_box"].item(), 0.0)
+        self.assertGreater(losses["loss_heatmap"].item(), 0.0)
+
+    def test_inference_is_nms_of_the_level_candidates(self):
+        model = self._model(
+            "MODEL.CENTERNET.SCORE_THRESH_TEST", "0.0", "TEST.DETECTIONS_PER_IMAGE", "7"
+        ).eval()
+        image = make_inputs([(96, 128)], [[]], 5)[0]["image"]
+        with torch.no_grad():
+            (out,) = model([{"image": image}])
+            images = model.preprocess_image([{"image": image}])
+            predictions = model.run_network(images.tensor)
+        inst = out["instances"]
+        self.assertEqual(len(inst), 7)
+        self.assertEqual([len(x) for x in predictions["heatmap"]], [1] * 5)
+        boxes, scores, classes = decode_levels(
+            predictions["heatmap"], predictions["box"], model.strides, 1000
+        )
+        # the kept boxes: the best score first, and no two of one class overlapping above 0.6
+        self.assertAlmostEqual(inst.scores[0].item(), scores.max().item(), places=6)
+        self.assertTrue(bool((inst.scores[:-1] >= inst.scores[1:]).all()))
+        iou = pairwise_iou(inst.pred_boxes, inst.pred_boxes)
+        same = inst.pred_classes[:, None] == inst.pred_classes[None]
+        off_diagonal = ~torch.eye(len(inst), dtype=torch.bool)
+        self.assertLessEqual(iou[same & off_diagonal].max().item(), 0.6)
+
+    def test_bad_values(self):
+        with self.assertRaisesRegex(ValueError, "BOX_HEAD 'ltrb'"):
+            self._model("MODEL.CENTERNET.BOX_HEAD", "size_offset")
+        with self.assertRaisesRegex(ValueError, "SIZE_RANGES has 2 ranges"):
+            self._model("MODEL.CENTERNET.SIZE_RANGES", "[[0, 64], [64, 100000]]")
+        with self.assertRaisesRegex(ValueError, "IN_FEATURES.*unless TARGET_KIND is .multilevel."):
+            self._model("MODEL.CENTERNET.TARGET_KIND", "ttf")
+        model = self._model().eval()
+        with self.assertRaisesRegex(ValueError, "single-level"):
+            with tempfile.TemporaryDirectory() as out:
+                export_and_check(model, torch.zeros(1, 3, 128, 128), out, "torchscript")
 
 
 class TestLtrbModel(unittest.TestCase):

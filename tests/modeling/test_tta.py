@@ -22,7 +22,7 @@ from centernet_d2.modeling.tta import (
     resize_image,
     scaled_size,
 )
-from tests.common import CONFIG, LTRB_CONFIG, model_cfg
+from tests.common import CONFIG, LTRB_CONFIG, MULTILEVEL_CONFIG, model_cfg
 
 CPU_CONFIG = CONFIG
 _cfg = model_cfg
@@ -182,6 +182,21 @@ class TestWrapper(unittest.TestCase):
             (out,) = tta([{"image": _symmetric_image(64, 64), "height": 32, "width": 32}])
         self.assertEqual(out["instances"].image_size, (32, 32))
         self.assertLessEqual(len(out["instances"]), 100)
+
+    def test_flip_multilevel(self):
+        # each level merged with its own mirror: symmetric on a symmetric image (128 px: every
+        # level of P3-P7 covers the image exactly, so cells mirror onto cells)
+        model = _model(MULTILEVEL_CONFIG)
+        tta = _tta(model, MULTILEVEL_CONFIG, "TEST.AUG.MIN_SIZES", "()")
+        images = model.preprocess_image([{"image": _symmetric_image(128, 128)}])
+        with torch.no_grad():
+            merged = tta.predict(images.tensor)
+            (out,) = tta([{"image": _symmetric_image(128, 128), "height": 64, "width": 64}])
+        self.assertEqual(len(merged["heatmap"]), 5)
+        for heatmap, box in zip(merged["heatmap"], merged["box"]):
+            self.assertTrue(torch.equal(heatmap, heatmap.flip(-1)))
+            self.assertTrue(torch.equal(box, box.flip(-1)[:, [2, 1, 0, 3]]))
+        self.assertEqual(out["instances"].image_size, (64, 64))
 
     def test_multi_scale_merges_duplicates(self):
         inputs = [{"image": _symmetric_image(64, 80, seed=1), "height": 32, "width": 40}]

@@ -26,6 +26,13 @@ class TestCompareRuns(unittest.TestCase):
         self.assertEqual(iterations_to_reach(curve, 2.0), 19)
         self.assertIsNone(iterations_to_reach(curve, 6.0))
 
+    def test_no_detection_evaluations_do_not_count_for_the_best(self):
+        # COCOEvaluator's AP without any detection is NaN (json NaN)
+        curves = {"a": [(10, float("nan")), (20, 3.0), (30, 2.5)], "b": [(10, float("nan"))]}
+        rows = compare_table(curves, "a").splitlines()
+        self.assertEqual(rows[2], "| a | 30 | 2.50 | 3.00 | 20 | 0.67 |")
+        self.assertEqual(rows[3], "| b | 10 | nan | nan | not reached | not reached |")
+
     def test_tool_writes_table_and_png(self):
         tool = load_tool("compare_runs")
         with tempfile.TemporaryDirectory() as d:

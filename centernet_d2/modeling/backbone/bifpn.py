@@ -1,4 +1,4 @@
-"""BiFPN (EfficientDet, Tan et al. 2020) over the ResNet and MobileNet bottom-ups.
+"""BiFPN (EfficientDet, Tan et al. 2020) over the ResNet, MobileNet and DLA-34 bottom-ups.
 
 Each BiFPN layer runs a top-down then a bottom-up path over the levels; every node fuses its
 inputs with fast normalised fusion, ``sum_i relu(w_i) x_i / (sum_i relu(w_i) + eps)``, then a
@@ -18,14 +18,16 @@ from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import Tensor, nn
 
-from .common import RESNET_FEATURES, build_resnet_bottom_up
+from .common import RESNET_FEATURES, build_resnet_bottom_up, check_choice
+from .dla import DLA, DLA_FEATURES, DLA_NORMS
 from .mobilenet import MOBILENET_FEATURES, build_mobilenet_bottom_up
 
 __all__ = [
     "BiFPN",
     "BiFPNLayer",
-    "build_resnet_bifpn_backbone",
+    "build_dla_bifpn_backbone",
     "build_mobilenet_bifpn_backbone",
+    "build_resnet_bifpn_backbone",
 ]
 
 FUSION_EPS = 1e-4  # EfficientDet's epsilon of the fast normalised fusion
@@ -168,7 +170,8 @@ class BiFPN(Backbone):
         self._out_features = out_features
         self._out_feature_strides = {f: 2 ** int(f[1:]) for f in self._levels}
         self._out_feature_channels = {f: out_channels for f in self._levels}
-        self._size_divisibility = 2 ** (first + num_levels - 1)
+        # the coarsest level must not be rounded, nor the bottom-up's (DLA: 32)
+        self._size_divisibility = max(2 ** (first + num_levels - 1), bottom_up.size_divisibility)
 
     @property
     def size_divisibility(self) -> int:
@@ -230,3 +233,20 @@ def build_resnet_bifpn_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
 def build_mobilenet_bifpn_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
     """MobileNet (MODEL.MOBILENET.*) + BiFPN (MODEL.BIFPN.*, IN_FEATURES e.g. m2..m5)."""
     return _bifpn(cfg, build_mobilenet_bottom_up, input_shape, MOBILENET_FEATURES)
+
+
+def _build_dla_bottom_up(cfg, input_shape: ShapeSpec, out_features: List[str]) -> Backbone:
+    """The DLA-34 bottom-up alone (MODEL.DLA.NORM; no DLA-up / IDA-up, so MODEL.DLA.DEFORMABLE
+    and MODEL.DLA.OUT_FEATURES do not apply) returning ``out_features``, "level<i>" of stride
+    ``2 ** i``; levels after the last of them are not built."""
+    check_choice("MODEL.DLA.NORM", cfg.MODEL.DLA.NORM, DLA_NORMS)
+    return DLA(in_channels=input_shape.channels, norm=cfg.MODEL.DLA.NORM, out_features=out_features)
+
+
+@BACKBONE_REGISTRY.register()
+def build_dla_bifpn_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
+    """DLA-34 bottom-up (MODEL.DLA.NORM) + BiFPN (MODEL.BIFPN.*, IN_FEATURES e.g. level3..level5
+    with NUM_LEVELS 5 for p3..p7, as CenterNet2's DLA-BiFPN, or level2..level5 for p2). The
+    bottom-up's parameters are ``bottom_up.*`` with the names of the DLA authors' ImageNet model,
+    as in :func:`~centernet_d2.modeling.backbone.dla.build_dla34_backbone`."""
+    return _bifpn(cfg, _build_dla_bottom_up, input_shape, DLA_FEATURES)

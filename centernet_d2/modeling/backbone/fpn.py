@@ -1,4 +1,6 @@
-"""FPN backbones that return only their finest level, "p2" (stride 4), for CenterNet's single map.
+"""FPN backbones: ones that return only their finest level, "p2" (stride 4), for CenterNet's
+single map, and P3-P7 ones (P6 and P7 from P5, as CenterNet2 and FCOS) for the multi-level
+CenterNet.
 
 Shape shorthand: N images, C channels, H/W height and width of the input images.
 """
@@ -10,11 +12,18 @@ import torch
 import torch.nn.functional as F
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, FPN, Backbone
+from detectron2.modeling.backbone.fpn import LastLevelP6P7
 
 from .common import RESNET_FEATURES, build_resnet_bottom_up, check_choice
 from .mobilenet import MOBILENET_FEATURES, build_mobilenet_bottom_up
 
-__all__ = ["FinestLevelFPN", "build_mobilenet_fpn_p2_backbone", "build_resnet_fpn_p2_backbone"]
+__all__ = [
+    "FinestLevelFPN",
+    "build_mobilenet_fpn_p2_backbone",
+    "build_resnet_fpn_p2_backbone",
+    "build_mobilenet_fpn_p3p7_backbone",
+    "build_resnet_fpn_p3p7_backbone",
+]
 
 FUSE_TYPES = ("sum", "avg")
 # (cfg, input_shape, out_features) -> bottom-up backbone returning out_features.
@@ -114,3 +123,41 @@ def build_mobilenet_fpn_p2_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
     """MobileNet (MODEL.MOBILENET.*) + FPN (MODEL.FPN.*, IN_FEATURES e.g. m2..m5) returning "p2"
     only."""
     return _fpn_p2(cfg, build_mobilenet_bottom_up, input_shape, MOBILENET_FEATURES)
+
+
+def _fpn_p3p7(cfg, build_bottom_up: BottomUpBuilder, input_shape: ShapeSpec, features) -> Backbone:
+    """Detectron2's :class:`FPN` from MODEL.FPN.{IN_FEATURES, OUT_CHANNELS, NORM, FUSE_TYPE} over
+    the bottom-up levels of strides 8, 16, 32 (``features[1:4]``), with P6 and P7 made from P5 by
+    3x3 convs of stride 2 (``LastLevelP6P7`` on "p5", CenterNet2's ``LastLevelP6P7_P5``):
+    "p3".."p7", strides 8..128."""
+    c = cfg.MODEL.FPN
+    if list(c.IN_FEATURES) != list(features[1:4]):
+        raise ValueError(
+            f"MODEL.FPN.IN_FEATURES must be {list(features[1:4])} (strides 8, 16, 32) for a "
+            f"P3-P7 FPN, got {c.IN_FEATURES!r}"
+        )
+    check_choice("MODEL.FPN.FUSE_TYPE", c.FUSE_TYPE, FUSE_TYPES)
+    bottom_up = build_bottom_up(cfg, input_shape, c.IN_FEATURES)
+    top_block = LastLevelP6P7(c.OUT_CHANNELS, c.OUT_CHANNELS, in_feature="p5")
+    return FPN(
+        bottom_up,
+        c.IN_FEATURES,
+        c.OUT_CHANNELS,
+        norm=c.NORM,
+        top_block=top_block,
+        fuse_type=c.FUSE_TYPE,
+    )
+
+
+@BACKBONE_REGISTRY.register()
+def build_resnet_fpn_p3p7_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
+    """ResNet (MODEL.RESNETS.*) + FPN (MODEL.FPN.*, IN_FEATURES res3..res5) returning p3..p7,
+    P6/P7 from P5 (CenterNet2's ``build_p67_resnet_fpn_backbone``)."""
+    return _fpn_p3p7(cfg, build_resnet_bottom_up, input_shape, RESNET_FEATURES)
+
+
+@BACKBONE_REGISTRY.register()
+def build_mobilenet_fpn_p3p7_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
+    """MobileNet (MODEL.MOBILENET.*) + FPN (MODEL.FPN.*, IN_FEATURES m3..m5) returning p3..p7,
+    P6/P7 from P5."""
+    return _fpn_p3p7(cfg, build_mobilenet_bottom_up, input_shape, MOBILENET_FEATURES)

@@ -1,0 +1,389 @@
+"""The ``CenterTrack`` meta-architecture ("Tracking Objects as Points", Zhou, Koltun and
+Krähenbühl 2020): CenterNet that also sees the previous frame and a heatmap of the previous
+frame's objects, and predicts for each object centre its displacement to the object's centre in
+the previous frame. Everything else (backbones, head towers, targets, losses, decoding) is
+:class:`~.meta_arch.CenterNet`'s.
+
+Where the previous frame enters. CenterTrack adds ``conv(prev image) + conv(prev heatmap)`` to the
+output of its DLA's first layer. Here the previous frame and heatmap are fused into the image
+before the backbone, so that every Detectron2 backbone (ResNet, MobileNet, DLA, with FPN, BiFPN or
+deconv upsampling) takes them unchanged, and a detector's or an ImageNet checkpoint loads into
+the backbone without a missing or reshaped key:
+
+    fused = image + conv3x3(norm([image, prev_image, prev_heatmap]))      (N, 3, H, W)
+
+the norm per channel (the sparse [0, 1] heatmap then weighs as much as the images), the conv
+zero-initialised, so that an untrained fusion passes the image through and the model starts as
+the detector it is built from (:class:`PrevFrameFusion`).
+
+Shape shorthand:
+    N: images, K: classes, M: ground-truth objects of the batch, P: boxes of the previous frames,
+    H/W: output grid, Hi/Wi: padded input size.
+
+Naming convention:
+    Displacements are ``previous centre - centre``: in cells (output-grid units) in the head's
+    "displacement" output and the targets, in input pixels in ``pred_displacements``.
+"""
+
+import dataclasses
+import itertools
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.layers import Conv2d, get_norm
+from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.modeling.postprocessing import detector_postprocess
+from detectron2.structures import Boxes, ImageList, Instances
+from detectron2.utils.events import get_event_storage
+from torch import Tensor, nn
+
+from .decode import topk_peaks
+from .head import CenterNetHead
+from .losses import l1_at_peaks
+from .meta_arch import CenterNet
+from .targets import CenterNetTargets, batch_objects, cornernet_paper_radius, draw_gaussians
+
+__all__ = [
+    "CenterTrack",
+    "CenterTrackTargets",
+    "PrevFrameFusion",
+    "displacement_targets",
+    "displacements_at_peaks",
+    "render_prev_heatmap",
+]
+
+# The previous-frame heatmap draws a gaussian per box with CornerNet's radius at this IoU
+# (CenterTrack's gaussian_radius default), in input pixels, whatever the model's TARGET_KIND.
+PREV_HEATMAP_MIN_OVERLAP = 0.7
+
+
+class PrevFrameFusion(nn.Module):
+    """Fuses the previous frame and its heatmap into the image:
+    ``image + conv3x3(norm([image, prev_image, prev_heatmap]))``, the norm per channel (so that
+    the sparse [0, 1] heatmap weighs as much as the images: without it the model never learnt
+    to use the heatmap) and the conv zero-initialised (an untrained fusion returns the image).
+    It works at the input's full resolution on 3 + 3 + 1 channels: cheap next to any backbone.
+    """
+
+    def __init__(self, *, prev_image: bool = True, prev_heatmap: bool = True, norm: str = "BN"):
+        """
+        Args:
+            prev_image, prev_heatmap: which previous-frame inputs are fused (the image always).
+            norm: the per-channel norm of the stacked inputs ("" for none), as Detectron2's
+                ``get_norm`` ("BN", "SyncBN", "FrozenBN"; not "GN", which mixes channels).
+        """
+        super().__init__()
+        self.prev_image = prev_image
+        self.prev_heatmap = prev_heatmap
+        in_channels = 3 + 3 * prev_image + prev_heatmap
+        self.norm = get_norm(norm, in_channels) or nn.Identity()
+        self.conv = Conv2d(in_channels, 3, kernel_size=3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, images: Tensor, prev_images: Tensor, prev_heatmaps: Tensor) -> Tensor:
+        """
+        Args:
+            images, prev_images: (N, 3, Hi, Wi) normalised; prev_heatmaps: (N, 1, Hi, Wi).
+        Returns:
+            (N, 3, Hi, Wi), the backbone's input.
+        """
+        x = [images]
+        if self.prev_image:
+            x.append(prev_images)
+        if self.prev_heatmap:
+            x.append(prev_heatmaps.to(images.dtype))
+        return images + self.conv(self.norm(torch.cat(x, dim=1)))
+
+
+@torch.no_grad()
+def render_prev_heatmap(boxes: List[Tensor], shape: Tuple[int, int, int, int]) -> Tensor:
+    """The previous-frame heatmap of CenterTrack: a round gaussian of peak 1 per box, at the
+    box centre's pixel, of CornerNet's paper radius for the box's size in pixels
+    (:func:`~.targets.cornernet_paper_radius` at :data:`PREV_HEATMAP_MIN_OVERLAP`, truncated, as
+    CenterTrack's ``gaussian_radius``), merged by their maximum. Boxes of no area are skipped.
+
+    Args:
+        boxes: per image (P_i, 4) XYXY in input pixels.
+        shape: (N, 1, Hi, Wi) of the result.
+    Returns:
+        (N, 1, Hi, Wi) float in [0, 1].
+    """
+    N, _, H, W = shape
+    device = boxes[0].device if boxes else torch.device("cpu")
+    all_boxes = torch.cat([b.reshape(-1, 4).float() for b in boxes]) if boxes else None
+    if all_boxes is None or len(all_boxes) == 0:
+        return torch.zeros(shape, device=device)
+    image = torch.repeat_interleave(
+        torch.arange(N, device=device), torch.tensor([len(b) for b in boxes], device=device)
+    )  # (P,)
+    sizes = all_boxes[:, 2:] - all_boxes[:, :2]  # (P, 2)
+    keep = (sizes > 0).all(dim=1)
+    all_boxes, sizes, image = all_boxes[keep], sizes[keep], image[keep]
+    radius = cornernet_paper_radius(sizes.ceil(), PREV_HEATMAP_MIN_OVERLAP).floor().long()
+    centers = ((all_boxes[:, :2] + all_boxes[:, 2:]) / 2).floor().long()  # (P, 2)
+    return draw_gaussians(centers, radius[:, None].expand(-1, 2), image, (N, 1, H, W))
+
+
+def displacements_at_peaks(
+    predictions: Dict[str, Tensor], k: int, stride: int
+) -> Tuple[Tensor, Tensor]:
+    """The "displacement" output at the top-``k`` heatmap peaks of
+    :func:`~.decode.topk_peaks`, the detections of CenterNet's decoding in their order.
+    Tensor-only, so ``torch.jit.trace`` works.
+
+    Args:
+        predictions: "heatmap" (N, K, H, W) logits and "displacement" (N, 2, H, W) in cells.
+        k: detections per image.
+        stride: input pixels per cell.
+    Returns:
+        scores (N, T) of the peaks; displacements (N, T, 2) float32 in input pixels.
+    """
+    scores, _, positions = topk_peaks(predictions["heatmap"], k)
+    gather = positions[:, None, :].expand(-1, 2, -1)  # (N, 2, T)
+    displacement = predictions["displacement"].flatten(2).gather(2, gather).transpose(1, 2)
+    return scores, displacement.float() * stride
+
+
+@torch.no_grad()
+def displacement_targets(
+    gt_instances: List[Instances], image_sizes: List[Tuple[int, int]], stride: int
+) -> Tuple[Tensor, Tensor]:
+    """The displacement target of each object of :func:`~.targets.build_targets`, in its order.
+
+    Both frames' boxes go through :func:`~.targets.batch_objects` (clipped to the image, those
+    of no area dropped), each object numbered by its position in the batch, so that the objects
+    kept here are those that ``build_targets`` keeps, in the same order.
+
+    Args:
+        gt_instances: per image ``gt_boxes`` and, optionally, ``gt_prev_boxes`` (XYXY input
+            pixels): each object's box in the previous frame, of no area (e.g. zeros) where the
+            object is not in it; without the field no object of the image is tracked.
+        image_sizes: per image (height, width) before padding.
+        stride: input pixels per output cell.
+    Returns:
+        displacement (M, 2) ``(previous centre - centre) / stride`` in cells (0 where not
+        tracked); tracked (M,) bool, the objects with a box in both frames.
+    """
+    starts = [0, *itertools.accumulate(len(x) for x in gt_instances)]
+    total = starts[-1]
+
+    def numbered(frame_boxes: List[Boxes]) -> List[Instances]:
+        """The boxes as Instances whose "classes" are the objects' numbers in the batch."""
+        return [
+            Instances(
+                x.image_size,
+                gt_boxes=b,
+                gt_classes=torch.arange(s, s + len(x), device=b.device),
+            )
+            for x, b, s in zip(gt_instances, frame_boxes, starts)
+        ]
+
+    prev = [
+        x.gt_prev_boxes if x.has("gt_prev_boxes") else Boxes(torch.zeros_like(x.gt_boxes.tensor))
+        for x in gt_instances
+    ]
+    boxes, number, _ = batch_objects(
+        numbered([x.gt_boxes for x in gt_instances]), image_sizes, total
+    )
+    prev_boxes, prev_number, _ = batch_objects(numbered(prev), image_sizes, total)
+    device = boxes.device
+    prev_centers = boxes.new_zeros(total, 2)
+    prev_centers[prev_number] = (prev_boxes[:, :2] + prev_boxes[:, 2:]) / 2
+    in_prev = torch.zeros(total, dtype=torch.bool, device=device)
+    in_prev[prev_number] = True
+    tracked = in_prev[number]  # (M,)
+    centers = (boxes[:, :2] + boxes[:, 2:]) / 2  # (M, 2)
+    displacement = (prev_centers[number] - centers) / stride
+    return displacement * tracked[:, None], tracked
+
+
+@dataclasses.dataclass
+class CenterTrackTargets:
+    """Targets of one batch of frame pairs.
+
+    Attributes:
+        detection: CenterNet's targets of the current frames (:class:`~.targets.CenterNetTargets`).
+        displacement: (M, 2) previous centre minus centre in cells, per object of ``detection``.
+        tracked: (M,) bool, the objects in both frames (the others have no displacement loss).
+    """
+
+    detection: CenterNetTargets
+    displacement: Tensor
+    tracked: Tensor
+
+    @property
+    def num_objects(self) -> int:
+        return self.detection.num_objects
+
+
+@META_ARCH_REGISTRY.register()
+class CenterTrack(CenterNet):
+    """CenterTrack: :class:`~.meta_arch.CenterNet` with the previous frame and a heatmap of its
+    objects as inputs (:class:`PrevFrameFusion`) and a "displacement" head branch (2 channels,
+    cells), trained with an L1 loss at the object centres (``loss_displacement``, divided by the
+    tracked objects per image batch) next to CenterNet's losses.
+
+    Inputs are Detectron2's dicts with, besides "image" (and "instances" in training):
+
+    * "prev_image": (3, H, W) the previous frame, of the image's size after resizing; default
+      the image itself (CenterTrack's first frame);
+    * "prev_boxes": (P, 4) XYXY in the image's (resized) pixels, the previous frame's objects
+      drawn into the input heatmap (:func:`render_prev_heatmap`); default none;
+    * training: "instances" with ``gt_prev_boxes`` (see :func:`displacement_targets`).
+
+    Inference returns CenterNet's ``Instances`` with ``pred_displacements`` (D, 2), previous
+    centre minus centre in the output pixels. Linking over frames is left to
+    :class:`centernet_d2.tracking.Tracker`, run with the model by
+    :class:`centernet_d2.tracking.CenterTrackWithTracker`.
+    """
+
+    @configurable
+    def __init__(self, *, fusion: PrevFrameFusion, prev_heatmap_at_head: bool = False, **kwargs):
+        """
+        Args:
+            fusion: the fusion of the previous-frame inputs into the image.
+            prev_heatmap_at_head: also add the previous-frame heatmap, average-pooled to the
+                head's stride, to the head's input feature through a 3x3 conv.
+            kwargs: :class:`~.meta_arch.CenterNet`'s arguments; the head needs a "displacement"
+                branch and ``loss_settings.weights`` a "loss_displacement".
+        """
+        super().__init__(**kwargs)
+        if self.multilevel:
+            raise ValueError(
+                "CenterTrack runs on a single-level CenterNet: TARGET_KIND 'multilevel' is not "
+                "supported"
+            )
+        if "displacement" not in self.head.branches:
+            raise ValueError("CenterTrack needs a head with a 'displacement' branch")
+        if "loss_displacement" not in self.loss_settings.weights:
+            raise ValueError("CenterTrack needs a 'loss_displacement' weight in loss_settings")
+        self.fusion = fusion
+        self.head_skip = None
+        if prev_heatmap_at_head:
+            channels = self.backbone.output_shape()[self.head_in_features[0]].channels
+            # PyTorch's default (random) init: a zero-initialised conv here, in front of the
+            # displacement branch's small output weights, learnt nothing in the CPU budget
+            self.head_skip = Conv2d(1, channels, kernel_size=3, padding=1)
+            nn.init.zeros_(self.head_skip.bias)
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_config(cls, cfg):
+        ret = super().from_config(cfg)
+        t = cfg.MODEL.CENTERTRACK
+        shapes = [ret["backbone"].output_shape()[f] for f in ret["head_in_features"]]
+        ret["head"] = CenterNetHead(cfg, shapes, extra_outputs={"displacement": 2})
+        weights = dict(ret["loss_settings"].weights, loss_displacement=t.DISPLACEMENT_WEIGHT)
+        ret["loss_settings"] = dataclasses.replace(ret["loss_settings"], weights=weights)
+        ret["fusion"] = PrevFrameFusion(
+            prev_image=t.PREV_IMAGE, prev_heatmap=t.PREV_HEATMAP, norm=t.FUSION_NORM
+        )
+        ret["prev_heatmap_at_head"] = t.PREV_HEATMAP_AT_HEAD
+        return ret
+
+    def run_network(
+        self,
+        images: Tensor,
+        prev_images: Optional[Tensor] = None,
+        prev_heatmaps: Optional[Tensor] = None,
+    ) -> Dict[str, Tensor]:
+        """The head's outputs on normalised, padded images (N, 3, Hi, Wi), their previous frames
+        (same shape; default: the images) and previous-frame heatmaps (N, 1, Hi, Wi; default:
+        zeros): CenterNet's outputs and "displacement" (N, 2, H, W) in cells."""
+        if prev_images is None:
+            prev_images = images
+        if prev_heatmaps is None:
+            prev_heatmaps = images.new_zeros(images.shape[0], 1, *images.shape[2:])
+        x = self.fusion(images, prev_images, prev_heatmaps)
+        if self.head_skip is None:
+            return super().run_network(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        (feature,) = [self.backbone(x)[f] for f in self.head_in_features]
+        pooled = F.avg_pool2d(prev_heatmaps.to(feature.dtype), self.stride)  # (N, 1, H, W)
+        skip = self.head_skip(pooled).contiguous(memory_format=torch.channels_last)
+        return self.head([feature + skip if self.channels_last else feature + skip.contiguous()])
+
+    def prev_frame_inputs(
+        self, batched_inputs: List[Dict[str, Tensor]], images: ImageList
+    ) -> Tuple[Tensor, Tensor]:
+        """The normalised, padded previous frames (N, 3, Hi, Wi) of ``batched_inputs`` and their
+        heatmaps (N, 1, Hi, Wi) (see the class docstring for the keys)."""
+        prev = self.preprocess_image(
+            [{"image": x.get("prev_image", x["image"])} for x in batched_inputs]
+        )
+        if prev.tensor.shape != images.tensor.shape or prev.image_sizes != images.image_sizes:
+            raise ValueError(
+                "each input's 'prev_image' must have the size of its 'image', got "
+                f"{prev.image_sizes} for images of {images.image_sizes}"
+            )
+        boxes = [
+            torch.as_tensor(x.get("prev_boxes", torch.zeros(0, 4)), device=self.device)
+            for x in batched_inputs
+        ]
+        N, _, H, W = images.tensor.shape
+        return prev.tensor, render_prev_heatmap(boxes, (N, 1, H, W))
+
+    @torch.no_grad()
+    def build_targets(
+        self, images: ImageList, predictions: Dict[str, Tensor], gt_instances: List[Instances]
+    ) -> CenterTrackTargets:
+        """CenterNet's targets and the displacement targets (:func:`displacement_targets`)."""
+        detection = super().build_targets(images, predictions, gt_instances)
+        displacement, tracked = displacement_targets(gt_instances, images.image_sizes, self.stride)
+        return CenterTrackTargets(detection, displacement, tracked)
+
+    def losses(
+        self, predictions: Dict[str, Tensor], targets: CenterTrackTargets
+    ) -> Dict[str, Tensor]:
+        """CenterNet's weighted losses and ``loss_displacement``: the L1 loss at the centres of
+        the tracked objects (mean over x and y), divided by the tracked objects per image batch
+        averaged over workers (CenterTrack's normalisation), times its weight."""
+        losses = super().losses(predictions, targets.detection)
+        tracked = targets.tracked
+        num_tracked = float(tracked.sum())
+        get_event_storage().put_scalar("num_tracked_objects", num_tracked)
+        loss = l1_at_peaks(
+            predictions["displacement"],
+            targets.detection.index[tracked],
+            targets.displacement[tracked],
+        )
+        weight = self.loss_settings.weights["loss_displacement"]
+        losses["loss_displacement"] = loss * (weight / max(self._mean_over_workers(num_tracked), 1))
+        return losses
+
+    def inference(self, images: ImageList, predictions: Dict[str, Tensor]) -> List[Instances]:
+        """CenterNet's detections, each with ``pred_displacements`` (D, 2): the displacement
+        branch at its peak cell, in input pixels."""
+        results = super().inference(images, predictions)
+        # the peaks that CenterNet's decoding takes (the same top-K of the same heatmap)
+        scores, displacements = displacements_at_peaks(predictions, self.test_topk, self.stride)
+        for result, s, d in zip(results, scores, displacements):
+            d = d[s >= self.test_score_thresh]  # the detections to_instances keeps
+            assert len(d) == len(result), (len(d), len(result))
+            result.pred_displacements = d
+        return results
+
+    def forward(self, batched_inputs: List[Dict[str, Tensor]]):
+        """Training: the weighted losses of the batch. Inference: ``[{"instances": ...}]`` in
+        each input's "height" x "width" (default: its image's size), ``pred_displacements``
+        scaled alike."""
+        images = self.preprocess_image(batched_inputs)
+        prev_images, prev_heatmaps = self.prev_frame_inputs(batched_inputs, images)
+        predictions = self.run_network(images.tensor, prev_images, prev_heatmaps)
+        if self.training:
+            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+            return self.losses(predictions, self.build_targets(images, predictions, gt_instances))
+        outputs = []
+        for r, x, size in zip(
+            self.inference(images, predictions), batched_inputs, images.image_sizes
+        ):
+            height, width = x.get("height", size[0]), x.get("width", size[1])
+            scale = r.pred_displacements.new_tensor([width / size[1], height / size[0]])
+            r.pred_displacements = r.pred_displacements * scale
+            outputs.append({"instances": detector_postprocess(r, height, width)})
+        return outputs

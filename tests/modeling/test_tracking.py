@@ -1,0 +1,248 @@
+"""centernet_d2.modeling.tracking: CenterTrack's displacement targets and loss, the previous-frame
+heatmap and fusion, a training step and inference."""
+
+import math
+import unittest
+
+import numpy as np
+import torch
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, ImageList
+from detectron2.utils.events import EventStorage
+
+from centernet_d2.modeling import CenterTrack
+from centernet_d2.modeling.tracking import (
+    PrevFrameFusion,
+    displacement_targets,
+    render_prev_heatmap,
+)
+from tests.common import MULTILEVEL_CONFIG, TRACK_CONFIG, gt_instances, model_cfg, training_inputs
+
+
+def with_prev(instances, prev_boxes):
+    instances.gt_prev_boxes = Boxes(torch.as_tensor(prev_boxes, dtype=torch.float32).view(-1, 4))
+    return instances
+
+
+def reference_displacements(objects, image_sizes, stride):
+    """float64, one object at a time: clip both boxes to the image, drop a current box of no
+    area; tracked if the previous box keeps an area; (previous centre - centre) / stride."""
+    out, tracked = [], []
+    for (h, w), boxes in zip(image_sizes, objects):
+        for box, prev in boxes:
+            clip = np.array([w, h, w, h], dtype=np.float64)
+            b = np.minimum(np.maximum(np.array(box, dtype=np.float64), 0), clip)
+            if not (b[2] > b[0] and b[3] > b[1]):
+                continue
+            p = (
+                None
+                if prev is None
+                else np.minimum(np.maximum(np.array(prev, np.float64), 0), clip)
+            )
+            ok = p is not None and p[2] > p[0] and p[3] > p[1]
+            d = ((p[:2] + p[2:]) / 2 - (b[:2] + b[2:]) / 2) / stride if ok else np.zeros(2)
+            out.append(d)
+            tracked.append(ok)
+    return np.array(out).reshape(-1, 2), np.array(tracked, dtype=bool)
+
+
+class TestDisplacementTargets(unittest.TestCase):
+    def test_hand_computed(self):
+        sizes = [(64, 80), (48, 64)]
+        first = with_prev(
+            gt_instances(
+                [[10, 12, 30, 28], [40, 40, 40, 50], [50, 30, 90, 50], [5, 40, 15, 60]],
+                [0, 1, 0, 2],
+                sizes[0],
+            ),
+            [[14, 10, 30, 26], [1, 1, 5, 5], [60, 30, 100, 50], [0, 0, 0, 0]],
+        )
+        second = gt_instances([[8, 8, 24, 24]], [1], sizes[1])  # no gt_prev_boxes
+        displacement, tracked = displacement_targets([first, second], sizes, stride=4)
+        # kept: [10,12,30,28] centre (20, 20), previous (22, 18): (2, -2) / 4; [40,40,40,50]
+        # has no width (dropped, as build_targets drops it); [50,30,90,50] clipped to x <= 80,
+        # centre (65, 40), previous clipped [60,30,80,50], centre (70, 40): (5, 0) / 4; the
+        # others are not in their previous frame
+        self.assertEqual(displacement.tolist(), [[0.5, -0.5], [1.25, 0.0], [0.0, 0.0], [0.0, 0.0]])
+        self.assertEqual(tracked.tolist(), [True, True, False, False])
+
+    def test_against_float64_reference(self):
+        rng = np.random.default_rng(0)
+        sizes = [(48, 64), (40, 72), (32, 32)]
+        objects, instances = [], []
+        for h, w in sizes:
+            boxes = []
+            for _ in range(rng.integers(3, 10)):
+                x0, y0 = rng.uniform(-10, w - 4), rng.uniform(-10, h - 4)
+                box = [x0, y0, x0 + rng.uniform(-2, 30), y0 + rng.uniform(-2, 30)]
+                prev = None if rng.random() < 0.3 else list(np.array(box) + rng.normal(0, 5, 4))
+                boxes.append((box, prev))
+            objects.append(boxes)
+            inst = gt_instances([b for b, _ in boxes], [0] * len(boxes), (h, w))
+            instances.append(with_prev(inst, [p or [0, 0, 0, 0] for _, p in boxes]))
+        displacement, tracked = displacement_targets(instances, sizes, stride=4)
+        expected, expected_tracked = reference_displacements(objects, sizes, 4)
+        self.assertGreater(int(expected_tracked.sum()), 3)
+        np.testing.assert_array_equal(tracked.numpy(), expected_tracked)
+        np.testing.assert_allclose(displacement.double().numpy(), expected, atol=1e-5)
+
+
+class TestPrevHeatmap(unittest.TestCase):
+    def test_peak_and_radius(self):
+        # a 20 x 20 px box: CornerNet's paper radius min(38.15, 73.47, 5.467) -> 5 px, sigma
+        # 11 / 6; peak at the centre pixel (20, 20)
+        hm = render_prev_heatmap(
+            [torch.tensor([[10.0, 10, 30, 30]]), torch.zeros(0, 4)], (2, 1, 40, 48)
+        )
+        self.assertEqual(hm[0, 0, 20, 20].item(), 1.0)
+        self.assertAlmostEqual(hm[0, 0, 20, 25].item(), math.exp(-25 / (2 * (11 / 6) ** 2)), 6)
+        self.assertEqual(hm[0, 0, 20, 26].item(), 0.0)
+        self.assertEqual(hm[1].abs().sum().item(), 0.0)
+
+    def test_empty_and_degenerate_boxes(self):
+        hm = render_prev_heatmap([torch.tensor([[5.0, 5, 5, 9]])], (1, 1, 16, 16))
+        self.assertEqual(hm.abs().sum().item(), 0.0)
+        self.assertEqual(render_prev_heatmap([], (1, 1, 8, 8)).shape, (1, 1, 8, 8))
+
+
+class TestCenterTrack(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        torch.manual_seed(0)
+        cls.cfg = model_cfg(TRACK_CONFIG)
+        cls.model = build_model(cls.cfg)
+
+    def test_fusion_starts_as_identity(self):
+        fusion = PrevFrameFusion()
+        images, prev, hm = (
+            torch.randn(2, 3, 64, 64),
+            torch.randn(2, 3, 64, 64),
+            torch.rand(2, 1, 64, 64),
+        )
+        self.assertTrue(torch.equal(fusion(images, prev, hm), images))
+        torch.manual_seed(0)
+        cfg = model_cfg(TRACK_CONFIG, "MODEL.CENTERTRACK.PREV_HEATMAP_AT_HEAD", "False")
+        model = build_model(cfg).eval()
+        with torch.no_grad():
+            alone = model.run_network(images)
+            fused = model.run_network(images, prev, hm)
+        for name in ("heatmap", "size", "offset", "displacement"):
+            torch.testing.assert_close(fused[name], alone[name], rtol=0, atol=0)
+
+    def test_heatmap_at_head(self):
+        model = self.model.eval()  # the CPU config: PREV_HEATMAP_AT_HEAD
+        self.assertIsNotNone(model.head_skip)
+        images, hm = torch.randn(2, 3, 64, 64), torch.zeros(2, 1, 64, 64)
+        hm[0, 0, 20:28, 30:38] = 1.0
+        with torch.no_grad():
+            alone, fused = model.run_network(images), model.run_network(images, images, hm)
+        # an empty heatmap adds nothing (the conv's bias starts at 0); the box at cells (7..9,
+        # 4..7) of image 0 changes the outputs around it only
+        changed = (fused["displacement"] - alone["displacement"]).abs().amax(dim=1)  # (N, H, W)
+        self.assertEqual(changed[1].max().item(), 0.0)
+        self.assertGreater(changed[0, 5:7, 7:9].min().item(), 0.0)
+        self.assertEqual(changed[0, 12:, :].max().item(), 0.0)
+        model.train()
+        with EventStorage():
+            out = model.run_network(images, images, hm)
+        out["displacement"].sum().backward()
+        self.assertGreater(model.head_skip.weight.grad.abs().sum().item(), 0)
+        model.zero_grad()
+
+    def test_loss_against_float64_reference(self):
+        model = self.model.train()
+        sizes = [(64, 64), (64, 64)]
+        first = with_prev(
+            gt_instances([[8, 8, 24, 20], [30, 34, 50, 60], [40, 4, 60, 20]], [0, 1, 2], sizes[0]),
+            [[12, 6, 26, 20], [28, 30, 50, 58], [0, 0, 0, 0]],
+        )
+        second = with_prev(gt_instances([[0, 0, 16, 16]], [3], sizes[1]), [[4, 8, 20, 22]])
+        g = torch.Generator().manual_seed(1)
+        H = W = 16
+        predictions = {
+            "heatmap": torch.randn(2, 5, H, W, generator=g),
+            "size": torch.rand(2, 2, H, W, generator=g) * 4,
+            "offset": torch.rand(2, 2, H, W, generator=g),
+            "displacement": torch.randn(2, 2, H, W, generator=g),
+        }
+        images = ImageList(torch.zeros(2, 3, 64, 64), sizes)
+        with EventStorage():
+            targets = model.build_targets(images, predictions, [first, second])
+            losses = model.losses(predictions, targets)
+        # reference: per tracked object, mean over x, y of |prediction at its centre cell -
+        # (previous centre - centre) / 4|, summed, over the 3 tracked objects
+        pred = predictions["displacement"].double()
+        total = 0.0
+        for n, (box, prev) in enumerate(
+            [([8, 8, 24, 20], [12, 6, 26, 20]), ([30, 34, 50, 60], [28, 30, 50, 58])]
+            + [([0, 0, 16, 16], [4, 8, 20, 22])]
+        ):
+            image = 0 if n < 2 else 1
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            target = [((prev[0] + prev[2]) / 2 - cx) / 4, ((prev[1] + prev[3]) / 2 - cy) / 4]
+            at = pred[image, :, int(cy // 4), int(cx // 4)]
+            total += (abs(at[0].item() - target[0]) + abs(at[1].item() - target[1])) / 2
+        weight = self.cfg.MODEL.CENTERTRACK.DISPLACEMENT_WEIGHT
+        self.assertAlmostEqual(losses["loss_displacement"].item(), total / 3 * weight, places=5)
+        self.assertEqual(targets.num_objects, 4)
+
+    def test_train_step_with_objects_and_empty(self):
+        model = self.model.train()
+        sizes = [(96, 112), (80, 96)]
+        for boxes in ([[[10, 12, 60, 70], [70, 5, 100, 40]], [[5, 5, 30, 30]]], [[], []]):
+            with self.subTest(objects=sum(map(len, boxes))):
+                inputs = training_inputs(sizes, boxes, 5)
+                for x in inputs:
+                    x["prev_image"] = torch.roll(x["image"], 3, dims=2)
+                    prev = x["instances"].gt_boxes.tensor + torch.tensor([3.0, 0, 3, 0])
+                    with_prev(x["instances"], prev)
+                    x["prev_boxes"] = prev[:1]
+                with EventStorage():
+                    losses = model(inputs)
+                self.assertEqual(
+                    set(losses), {"loss_heatmap", "loss_size", "loss_offset", "loss_displacement"}
+                )
+                total = sum(losses.values())
+                self.assertTrue(torch.isfinite(total))
+                model.zero_grad()
+                total.backward()
+                branch = model.head.branches["displacement"][-1].weight.grad
+                self.assertTrue(torch.isfinite(branch).all())
+                if not any(boxes):
+                    self.assertEqual(losses["loss_displacement"].item(), 0.0)
+                else:
+                    self.assertGreater(branch.abs().sum().item(), 0)
+                    self.assertGreater(model.fusion.conv.weight.grad.abs().sum().item(), 0)
+
+    def test_inference_displacements_in_output_pixels(self):
+        model = self.model.eval()
+        out_conv = model.head.branches["displacement"][-1]
+        saved = out_conv.weight.detach().clone(), out_conv.bias.detach().clone()
+        try:
+            with torch.no_grad():
+                out_conv.weight.zero_()
+                out_conv.bias.copy_(torch.tensor([1.5, -0.5]))  # cells everywhere
+                image = torch.randint(0, 256, (3, 64, 96)).float()
+                (out,) = model([{"image": image, "height": 128, "width": 96}])
+        finally:
+            with torch.no_grad():
+                out_conv.weight.copy_(saved[0])
+                out_conv.bias.copy_(saved[1])
+        inst = out["instances"]
+        self.assertGreater(len(inst), 0)
+        # 1.5 cells = 6 px right, -0.5 cells = 2 px up at stride 4; the output is as wide as the
+        # input and twice as high
+        expected = torch.tensor([[6.0, -4.0]]).expand(len(inst), 2)
+        torch.testing.assert_close(inst.pred_displacements, expected)
+
+    def test_multilevel_refused(self):
+        cfg = model_cfg(MULTILEVEL_CONFIG, "MODEL.META_ARCHITECTURE", "CenterTrack")
+        with self.assertRaisesRegex(ValueError, "multilevel"):
+            build_model(cfg)
+
+    def test_is_a_registered_centernet(self):
+        self.assertIsInstance(self.model, CenterTrack)
+
+
+if __name__ == "__main__":
+    unittest.main()

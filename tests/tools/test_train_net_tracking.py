@@ -1,0 +1,72 @@
+"""tools/train_net.py with a tracking config end to end on a generated COCO-video json: COCO AP
+and MOTA / IDF1 / HOTA in the results and the log, and --eval-only giving the same numbers."""
+
+import json
+import math
+import os
+import tempfile
+import unittest
+
+from tests.common import TINY, TRACK_CONFIG, coco_video_json, load_tool, write_coco_video
+
+train_net = load_tool("train_net")
+
+# the tracker takes every detection above 0.05: a model of a few iterations has tracks
+LOW_THRESHOLDS = [
+    "MODEL.CENTERNET.SCORE_THRESH_TEST", "0.05",
+    "TEST.TRACKING.SCORE_THRESH", "0.05",
+    "TEST.TRACKING.NEW_TRACK_SCORE", "0.05",
+    "TEST.TRACKING.PREV_HEATMAP_SCORE", "0.05",
+]  # fmt: skip
+
+
+def run_main(argv):
+    return train_net.main(train_net.argument_parser().parse_args(argv))
+
+
+class TestTrackingTrainNet(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        coco = coco_video_json(num_videos=2, num_frames=4, size=(64, 64))
+        json_file = write_coco_video(cls.tmp.name, coco, draw_objects=True)
+        cls.argv = ["--config-file", TRACK_CONFIG]
+        cls.argv += ["--coco-video-dataset", "toy_video", json_file, cls.tmp.name] + TINY
+        cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "2", "DATASETS.TRAIN", "('toy_video',)"]
+        cls.argv += ["DATASETS.TEST", "('toy_video',)", "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)"]
+        cls.argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"] + LOW_THRESHOLDS
+        cls.out = os.path.join(cls.tmp.name, "out")
+        cls.results = run_main(cls.argv + ["SOLVER.MAX_ITER", "6", "OUTPUT_DIR", cls.out])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_results_and_log(self):
+        self.assertIn("AP", self.results["bbox"])
+        tracking = self.results["tracking"]
+        for key in ("MOTA", "IDF1", "HOTA", "IDSW", "FP", "FN"):
+            self.assertIn(key, tracking)
+        self.assertEqual(tracking["GT"], 16)  # 2 videos x 4 frames x 2 objects
+        self.assertGreater(tracking["FP"] + tracking["IDF1"], 0)  # the tracker output tracks
+        with open(os.path.join(self.out, "eval_results.json")) as f:
+            self.assertEqual(json.load(f)["tracking"], tracking)
+        log = open(os.path.join(self.out, "log.txt")).read()
+        self.assertIn("Tracking results of toy_video (2 videos, 8 frames)", log)
+        self.assertRegex(log, r"\|\s+MOTA\s+\|\s+IDF1\s+\|\s+HOTA\s+\|")
+        self.assertIn("Evaluation results for bbox", log)
+        self.assertIn("loss_displacement", log)
+
+    def test_eval_only_gives_the_same_numbers(self):
+        weights = os.path.join(self.out, "model_final.pth")
+        with tempfile.TemporaryDirectory() as out:
+            argv = ["--eval-only"] + self.argv + ["MODEL.WEIGHTS", weights, "OUTPUT_DIR", out]
+            results = run_main(argv)
+        self.assertEqual(results["tracking"], self.results["tracking"])
+        for key, value in self.results["bbox"].items():  # APm, APl: NaN (no such objects)
+            if not math.isnan(value):
+                self.assertAlmostEqual(results["bbox"][key], value, places=6, msg=key)
+
+
+if __name__ == "__main__":
+    unittest.main()

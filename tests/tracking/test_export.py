@@ -1,0 +1,96 @@
+"""centernet_d2.tracking.export and tools/export_model.py with a tracking config: the network
+with two images and a heatmap in, detections and displacements out, against PyTorch."""
+
+import contextlib
+import io
+import os
+import tempfile
+import unittest
+
+import cv2
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.modeling import build_model
+
+from centernet_d2.data import ShapesVideoSpec, render_shapes_video
+from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.tracking.export import (
+    TRACKING_INPUT_NAMES,
+    TRACKING_OUTPUT_NAMES,
+    export_tracking_and_check,
+    exported_tracking_outputs,
+)
+from tests.common import TRACK_CONFIG, load_tool
+
+try:
+    import onnx
+    import onnxruntime
+except ImportError:
+    onnx = onnxruntime = None
+
+SIZE = 64
+OPTS = ["INPUT.MIN_SIZE_TEST", str(SIZE), "INPUT.MAX_SIZE_TEST", str(SIZE), "MODEL.DEVICE", "cpu"]
+TOLERANCE = 1e-3
+
+
+def tracking_model():
+    """Random weights with 4-cell boxes and a fusion that passes the previous frame on."""
+    torch.manual_seed(0)
+    model = build_model(setup_cfg(TRACK_CONFIG, OPTS))
+    torch.nn.init.constant_(model.head.branches["size"][-1].bias, 4.0)
+    torch.nn.init.normal_(model.fusion.conv.weight, std=0.5)
+    return model.eval()
+
+
+@unittest.skipIf(onnxruntime is None, "onnx / onnxruntime not installed")
+class TestTrackingExport(unittest.TestCase):
+    def test_onnx_parity_and_names(self):
+        model = tracking_model()
+        g = torch.Generator().manual_seed(1)
+        images = torch.rand(2, 3, SIZE, SIZE, generator=g) * 255
+        prev = torch.rand(2, 3, SIZE, SIZE, generator=g) * 255
+        heatmaps = torch.rand(2, 1, SIZE, SIZE, generator=g)
+        with tempfile.TemporaryDirectory() as out:
+            inputs = (images, prev, heatmaps)
+            path, diffs = export_tracking_and_check(
+                model, tuple(x[:1] for x in inputs), out, "onnx", inputs
+            )
+            proto = onnx.load(path)
+        self.assertEqual([i.name for i in proto.graph.input], list(TRACKING_INPUT_NAMES))
+        self.assertEqual([o.name for o in proto.graph.output], list(TRACKING_OUTPUT_NAMES))
+        for key in ("boxes", "scores", "displacements"):
+            self.assertLessEqual(diffs[key], TOLERANCE, key)
+        self.assertEqual(diffs["classes"], 0)
+        # the previous frame and heatmap are inputs of the graph, not constants
+        with torch.no_grad():
+            a = exported_tracking_outputs(model, images, prev, heatmaps, (SIZE, SIZE))
+            b = exported_tracking_outputs(model, images, images, heatmaps * 0, (SIZE, SIZE))
+        self.assertFalse(torch.equal(a[3], b[3]))
+
+    def test_tool_on_frames(self):
+        model = tracking_model()
+        frames, _ = render_shapes_video(
+            ShapesVideoSpec(num_videos=1, seed=2, num_frames=2, image_size=SIZE, max_size=24), 0
+        )
+        with tempfile.TemporaryDirectory() as work:
+            DetectionCheckpointer(model, save_dir=work).save("model")
+            args = ["--config-file", TRACK_CONFIG, "--format", "torchscript"]
+            args += ["--output", os.path.join(work, "export")]
+            for t, frame in enumerate(frames):
+                path = os.path.join(work, f"{t}.png")
+                cv2.imwrite(path, frame)
+                args += ["--sample-image", path]
+            args += OPTS + ["MODEL.WEIGHTS", os.path.join(work, "model.pth")]
+            tool = load_tool("export_model")
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                path, diffs = tool.main(tool.get_parser().parse_args(args))
+            self.assertTrue(os.path.isfile(path))
+        self.assertIn("max |displacements| difference", printed.getvalue())
+        self.assertLessEqual(
+            max(diffs["boxes"], diffs["scores"], diffs["displacements"]), TOLERANCE
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()

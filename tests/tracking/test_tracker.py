@@ -1,0 +1,185 @@
+"""centernet_d2.tracking.tracker: greedy matching and the online tracker."""
+
+import unittest
+
+import torch
+
+from centernet_d2.tracking import Tracker, TrackerSettings, greedy_assignment
+from tests.common import pred_instances, square
+
+
+def crossing(t: int):
+    """Frame t of two squares of class 0 crossing at 12 px per frame, both at y = 50: A from
+    x = 10 to the right, B from x = 100 to the left; they pass each other between frames 3 (A at
+    46, B at 64) and 4 (A at 58, B at 52). Returns (boxes [A, B], displacements)."""
+    ax, bx = 10 + 12 * t, 100 - 12 * t
+    return [square(ax, 50), square(bx, 50)], [[-12, 0], [12, 0]]
+
+
+def ids(out):
+    return out.pred_track_ids.tolist()
+
+
+class TestGreedyAssignment(unittest.TestCase):
+    def test_rows_in_order(self):
+        t = torch.tensor
+        # CenterTrack's order: row 0 takes its nearest column 0 (1.0) although row 1 is nearer
+        # to it (0.5); row 1 is left column 1 (3.0)
+        pairs = greedy_assignment(t([[1.0, 2.0], [0.5, 3.0]]), torch.ones(2, 2, dtype=bool))
+        self.assertEqual(pairs.tolist(), [[0, 0], [1, 1]])
+        # a row whose columns are all taken stays unmatched; ties: the first column
+        pairs = greedy_assignment(
+            t([[1.0, 1.0], [0.5, 3.0], [2.0, 2.0]]), t([[1, 1], [1, 0], [1, 0]]).bool()
+        )
+        self.assertEqual(pairs.tolist(), [[0, 0]])
+
+    def test_invalid_pairs_and_empty(self):
+        t = torch.tensor
+        valid = t([[False, True], [False, False]])
+        pairs = greedy_assignment(t([[0.0, 5.0], [1.0, 1.0]]), valid)
+        self.assertEqual(pairs.tolist(), [[0, 1]])
+        self.assertEqual(
+            tuple(greedy_assignment(torch.zeros(3, 0), torch.ones(3, 0, dtype=bool)).shape), (0, 2)
+        )
+        self.assertEqual(
+            tuple(greedy_assignment(torch.zeros(0, 2), torch.ones(0, 2, dtype=bool)).shape), (0, 2)
+        )
+
+    def test_input_untouched(self):
+        cost = torch.tensor([[1.0, 2.0]])
+        greedy_assignment(cost, torch.ones(1, 2, dtype=bool))
+        self.assertEqual(cost.tolist(), [[1.0, 2.0]])
+
+
+class TestTracker(unittest.TestCase):
+    def test_crossing_keeps_ids_with_displacements(self):
+        tracker = Tracker()
+        boxes, disp = crossing(0)
+        self.assertEqual(
+            ids(tracker.step(pred_instances(boxes, [0, 0], displacements=disp))), [1, 2]
+        )
+        for t in range(1, 8):
+            boxes, disp = crossing(t)
+            out = tracker.step(pred_instances(boxes, [0, 0], displacements=disp))
+            self.assertEqual(ids(out), [1, 2], f"frame {t}")
+
+    def test_crossing_without_displacements_switches(self):
+        # In frame 4 each detection is 6 px from the other object's track and 12 px from its
+        # own: both identities switch. With displacements each is looked for where it was.
+        tracker = Tracker()
+        seen = []
+        for t in range(6):
+            boxes, _ = crossing(t)
+            seen.append(ids(tracker.step(pred_instances(boxes, [0, 0]))))
+        self.assertEqual(seen, [[1, 2]] * 4 + [[2, 1]] * 2)
+
+    def test_distance_limited_by_box_size(self):
+        # a 20 px square moving 21 px: farther than sqrt(area) = 20, a new track; 19 px: same
+        for step, expected in ((19, [1]), (21, [2])):
+            tracker = Tracker()
+            tracker.step(pred_instances([square(30, 30)], [0]))
+            self.assertEqual(
+                ids(tracker.step(pred_instances([square(30 + step, 30)], [0]))), expected
+            )
+        # the smaller box limits: a 4 px detection 5 px from a 20 px track's centre
+        tracker = Tracker()
+        tracker.step(pred_instances([square(30, 30)], [0]))
+        self.assertEqual(ids(tracker.step(pred_instances([square(35, 30, side=4)], [0]))), [2])
+
+    def test_higher_score_first(self):
+        # two detections near one track: the higher-scored one (listed second, farther) takes it
+        tracker = Tracker()
+        tracker.step(pred_instances([square(50, 50)], [0]))
+        out = tracker.step(pred_instances([square(52, 50), square(56, 50)], [0, 0], [0.5, 0.9]))
+        self.assertEqual(ids(out), [2, 1])
+
+    def test_class_aware(self):
+        tracker = Tracker()
+        tracker.step(pred_instances([square(30, 30), square(80, 80)], [0, 1]))
+        # same places, classes swapped at the first: it starts a track; the second is matched
+        out = tracker.step(pred_instances([square(30, 30), square(80, 80)], [1, 1]))
+        self.assertEqual(ids(out), [3, 2])
+
+    def test_max_age(self):
+        # the object moves 10 px per frame and is missed in frames 2 and 3; in frame 4 its
+        # displacement (-10, 0) points where its lost track has moved at its velocity
+        def run(max_age):
+            tracker, seen = Tracker(max_age=max_age), []
+            for t in range(5):
+                if t in (2, 3):
+                    out = tracker.step(pred_instances([], []))
+                    self.assertEqual(len(out), 0)  # a lost track is not output
+                else:
+                    out = tracker.step(
+                        pred_instances([square(20 + 10 * t, 50)], [0], displacements=[[-10, 0]])
+                    )
+                seen.append(ids(out))
+            return seen, tracker
+
+        seen, tracker = run(max_age=2)
+        self.assertEqual(seen, [[1], [1], [], [], [1]])
+        self.assertEqual(tracker.num_tracks, 1)
+        seen, tracker = run(max_age=1)  # ends after 2 missed frames: a new id
+        self.assertEqual(seen, [[1], [1], [], [], [2]])
+        seen, _ = run(max_age=0)
+        self.assertEqual(seen[-1], [2])
+        tracker = Tracker(max_age=1)
+        tracker.step(pred_instances([square(20, 50)], [0]))
+        tracker.step(pred_instances([], []))
+        self.assertEqual(tracker.num_tracks, 1)
+        self.assertEqual(len(tracker.active_tracks()), 0)  # lost: not active
+        tracker.step(pred_instances([], []))
+        self.assertEqual(tracker.num_tracks, 0)
+
+    def test_thresholds(self):
+        tracker = Tracker(score_thresh=0.2, new_track_score=0.5)
+        # 0.1: dropped; 0.3: unmatched and below new_track_score: not output; 0.6: new track
+        out = tracker.step(
+            pred_instances(
+                [square(20, 20), square(60, 20), square(100, 20)], [0] * 3, [0.1, 0.3, 0.6]
+            )
+        )
+        self.assertEqual(ids(out), [1])
+        self.assertEqual(out.pred_boxes.tensor.tolist(), [square(100, 20)])
+        # a matched detection only needs score_thresh
+        out = tracker.step(pred_instances([square(100, 20)], [0], [0.3]))
+        self.assertEqual(ids(out), [1])
+        self.assertAlmostEqual(out.scores.item(), 0.3, places=6)
+
+    def test_iou_mode(self):
+        tracker = Tracker(match_by="iou", min_iou=0.5)
+        tracker.step(pred_instances([square(30, 30), square(80, 80)], [0, 0]))
+        # shifted by 5 px: IoU 15 * 20 / (2 * 400 - 300) = 0.6 -> kept; by 10 px: 1/3 -> new;
+        # a displacement is not used
+        out = tracker.step(
+            pred_instances(
+                [square(35, 30), square(90, 80)], [0, 0], displacements=[[-5, 0], [-10, 0]]
+            )
+        )
+        self.assertEqual(ids(out), [1, 3])
+
+    def test_reset_and_active_tracks(self):
+        tracker = Tracker()
+        self.assertIsNone(tracker.active_tracks())
+        tracker.step(
+            pred_instances([square(30, 30), square(80, 80)], [2, 1], [0.9, 0.4], size=(100, 120))
+        )
+        prev = tracker.active_tracks(min_score=0.5)
+        self.assertEqual(prev.image_size, (100, 120))
+        self.assertEqual(prev.pred_boxes.tensor.tolist(), [square(30, 30)])
+        self.assertEqual(prev.pred_classes.tolist(), [2])
+        self.assertEqual(prev.pred_track_ids.tolist(), [1])
+        self.assertEqual(len(tracker.active_tracks()), 2)
+        tracker.reset()
+        self.assertIsNone(tracker.active_tracks())
+        self.assertEqual(ids(tracker.step(pred_instances([square(80, 80)], [1]))), [1])
+
+    def test_settings(self):
+        s = TrackerSettings(match_by="iou", max_age=3)
+        self.assertEqual(Tracker.from_settings(s).settings, s)
+        with self.assertRaisesRegex(ValueError, "match_by"):
+            Tracker(match_by="hungarian")
+        with self.assertRaisesRegex(ValueError, "max_age"):
+            Tracker(max_age=-1)
+        with self.assertRaisesRegex(ValueError, "new_track_score"):
+            Tracker(score_thresh=0.5, new_track_score=0.4)
