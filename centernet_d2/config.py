@@ -184,13 +184,9 @@ def add_centertrack_config(cfg: CN) -> CN:
     t = _C.MODEL.CENTERTRACK
     t.PREV_IMAGE = True  # the previous frame is an input (CenterTrack's default; --no_pre_img)
     t.PREV_HEATMAP = True  # the previous frame's objects are an input heatmap (--pre_hm)
-    # Per-channel norm of the fusion's inputs: "BN", "SyncBN", "FrozenBN" or "" (none: the sparse
-    # [0, 1] heatmap is then faint next to the images; without a norm, the CPU config's model did
-    # not learn to use it in 1400 iterations).
+    # Per-channel norm of the fusion's inputs, which gives the sparse [0, 1] heatmap the scale of
+    # the images: "BN", "SyncBN", "FrozenBN" or "" (none).
     t.FUSION_NORM = "BN"
-    # The previous-frame heatmap, average-pooled to the head's stride, is also added to the
-    # head's input feature through a zero-initialised 3x3 conv (not in CenterTrack).
-    t.PREV_HEATMAP_AT_HEAD = False
     # Weight of loss_displacement: L1 at the objects' centres, in cells (--tracking_weight).
     t.DISPLACEMENT_WEIGHT = 1.0
 

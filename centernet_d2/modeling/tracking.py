@@ -12,7 +12,7 @@ the backbone without a missing or reshaped key:
 
     fused = image + conv3x3(norm([image, prev_image, prev_heatmap]))      (N, 3, H, W)
 
-the norm per channel (the sparse [0, 1] heatmap then weighs as much as the images), the conv
+the norm per channel (the sparse [0, 1] heatmap then has the scale of the images), the conv
 zero-initialised, so that an untrained fusion passes the image through and the model starts as
 the detector it is built from (:class:`PrevFrameFusion`).
 
@@ -30,7 +30,6 @@ import itertools
 from typing import Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import Conv2d, get_norm
 from detectron2.modeling import META_ARCH_REGISTRY
@@ -62,8 +61,8 @@ PREV_HEATMAP_MIN_OVERLAP = 0.7
 class PrevFrameFusion(nn.Module):
     """Fuses the previous frame and its heatmap into the image:
     ``image + conv3x3(norm([image, prev_image, prev_heatmap]))``, the norm per channel (so that
-    the sparse [0, 1] heatmap weighs as much as the images: without it the model never learnt
-    to use the heatmap) and the conv zero-initialised (an untrained fusion returns the image).
+    the sparse [0, 1] heatmap has the scale of the images) and the conv zero-initialised (an
+    untrained fusion returns the image).
     It works at the input's full resolution on 3 + 3 + 1 channels: cheap next to any backbone.
     """
 
@@ -261,15 +260,8 @@ class CenterTrack(CenterNet):
         if "loss_displacement" not in self.loss_settings.weights:
             raise ValueError("CenterTrack needs a 'loss_displacement' weight in loss_settings")
         self.fusion = fusion
-        self.head_skip = None
-        if prev_heatmap_at_head:
-            channels = self.backbone.output_shape()[self.head_in_features[0]].channels
-            # PyTorch's default (random) init: a zero-initialised conv here, in front of the
-            # displacement branch's small output weights, learnt nothing in the CPU budget
-            self.head_skip = Conv2d(1, channels, kernel_size=3, padding=1)
-            nn.init.zeros_(self.head_skip.bias)
         if self.channels_last:
-            self.to(memory_format=torch.channels_last)
+            self.fusion.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_config(cls, cfg):
@@ -282,7 +274,6 @@ class CenterTrack(CenterNet):
         ret["fusion"] = PrevFrameFusion(
             prev_image=t.PREV_IMAGE, prev_heatmap=t.PREV_HEATMAP, norm=t.FUSION_NORM
         )
-        ret["prev_heatmap_at_head"] = t.PREV_HEATMAP_AT_HEAD
         return ret
 
     def run_network(
@@ -298,15 +289,7 @@ class CenterTrack(CenterNet):
             prev_images = images
         if prev_heatmaps is None:
             prev_heatmaps = images.new_zeros(images.shape[0], 1, *images.shape[2:])
-        x = self.fusion(images, prev_images, prev_heatmaps)
-        if self.head_skip is None:
-            return super().run_network(x)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        (feature,) = [self.backbone(x)[f] for f in self.head_in_features]
-        pooled = F.avg_pool2d(prev_heatmaps.to(feature.dtype), self.stride)  # (N, 1, H, W)
-        skip = self.head_skip(pooled).contiguous(memory_format=torch.channels_last)
-        return self.head([feature + skip if self.channels_last else feature + skip.contiguous()])
+        return super().run_network(self.fusion(images, prev_images, prev_heatmaps))
 
     def prev_frame_inputs(
         self, batched_inputs: List[Dict[str, Tensor]], images: ImageList

@@ -120,34 +120,12 @@ class TestCenterTrack(unittest.TestCase):
             torch.rand(2, 1, 64, 64),
         )
         self.assertTrue(torch.equal(fusion(images, prev, hm), images))
-        torch.manual_seed(0)
-        cfg = model_cfg(TRACK_CONFIG, "MODEL.CENTERTRACK.PREV_HEATMAP_AT_HEAD", "False")
-        model = build_model(cfg).eval()
+        model = self.model.eval()
         with torch.no_grad():
             alone = model.run_network(images)
             fused = model.run_network(images, prev, hm)
         for name in ("heatmap", "size", "offset", "displacement"):
             torch.testing.assert_close(fused[name], alone[name], rtol=0, atol=0)
-
-    def test_heatmap_at_head(self):
-        model = self.model.eval()  # the CPU config: PREV_HEATMAP_AT_HEAD
-        self.assertIsNotNone(model.head_skip)
-        images, hm = torch.randn(2, 3, 64, 64), torch.zeros(2, 1, 64, 64)
-        hm[0, 0, 20:28, 30:38] = 1.0
-        with torch.no_grad():
-            alone, fused = model.run_network(images), model.run_network(images, images, hm)
-        # an empty heatmap adds nothing (the conv's bias starts at 0); the box at cells (7..9,
-        # 4..7) of image 0 changes the outputs around it only
-        changed = (fused["displacement"] - alone["displacement"]).abs().amax(dim=1)  # (N, H, W)
-        self.assertEqual(changed[1].max().item(), 0.0)
-        self.assertGreater(changed[0, 5:7, 7:9].min().item(), 0.0)
-        self.assertEqual(changed[0, 12:, :].max().item(), 0.0)
-        model.train()
-        with EventStorage():
-            out = model.run_network(images, images, hm)
-        out["displacement"].sum().backward()
-        self.assertGreater(model.head_skip.weight.grad.abs().sum().item(), 0)
-        model.zero_grad()
 
     def test_loss_against_float64_reference(self):
         model = self.model.train()
