@@ -44,6 +44,7 @@ __all__ = [
     "export_and_check",
     "export_metadata",
     "export_onnx",
+    "export_path",
     "export_size",
     "export_torchscript",
     "exported_outputs",
@@ -362,6 +363,17 @@ def max_differences(
     }
 
 
+def export_path(model: nn.Module, output_dir: str, fmt: str) -> str:
+    """The file ``fmt`` ("torchscript" or "onnx") is written to in ``output_dir`` (created), after
+    checking the format and that ``model`` is in eval mode."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"the export format must be one of {EXPORT_FORMATS}, got {fmt!r}")
+    if model.training:
+        raise ValueError("export a model in eval mode (call model.eval()): BatchNorm differs")
+    os.makedirs(output_dir, exist_ok=True)
+    return os.path.join(output_dir, EXPORT_FILES[fmt])
+
+
 def export_and_check(
     model: nn.Module,
     trace_images: Tensor,
@@ -381,12 +393,7 @@ def export_and_check(
     Returns:
         the file's path and :func:`max_differences` of its outputs from PyTorch's.
     """
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"the export format must be one of {EXPORT_FORMATS}, got {fmt!r}")
-    if model.training:
-        raise ValueError("export a model in eval mode (call model.eval()): BatchNorm differs")
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, EXPORT_FILES[fmt])
+    path = export_path(model, output_dir, fmt)
     device = model.pixel_mean.device
     trace_images = trace_images.to(device)
     check_images = trace_images if check_images is None else check_images.to(device)

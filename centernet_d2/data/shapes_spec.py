@@ -7,7 +7,7 @@ a spec's split to disk, recording the spec in the json so that an unchanged spli
 
 import dataclasses
 import numbers
-from typing import Tuple, Union
+from typing import Any, Tuple, Union
 
 __all__ = ["IMAGE_FORMATS", "SIZE_DISTRIBUTIONS", "ShapesSpec"]
 
@@ -41,6 +41,21 @@ def _image_size(value) -> Tuple[int, int]:
             f"image_size must be a positive int or (height, width) of positive ints, got {value!r}"
         )
     return int(hw[0]), int(hw[1])
+
+
+def normalize_spec_fields(spec: Any) -> None:
+    """Check a frozen spec dataclass's int and float fields (``ValueError`` naming the field),
+    store them as Python numbers (numpy scalars become what the json records) and its
+    ``image_size`` as (H, W)."""
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        if field.type is int and not _is_int(value):
+            raise ValueError(f"{field.name} must be an int, got {value!r}")
+        if field.type is float and not _is_real(value):
+            raise ValueError(f"{field.name} must be a number, got {value!r}")
+        if field.type in (int, float):
+            object.__setattr__(spec, field.name, field.type(value))  # frozen: set this way
+    object.__setattr__(spec, "image_size", _image_size(spec.image_size))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +95,7 @@ class ShapesSpec:
     size_distribution: str = "uniform"
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type is int and not _is_int(value):
-                raise ValueError(f"{field.name} must be an int, got {value!r}")
-            if field.type is float and not _is_real(value):
-                raise ValueError(f"{field.name} must be a number, got {value!r}")
-            if field.type in (int, float):  # numpy scalars -> Python, as the json records them
-                object.__setattr__(self, field.name, field.type(value))  # frozen: set this way
-        object.__setattr__(self, "image_size", _image_size(self.image_size))
+        normalize_spec_fields(self)
         h, w = self.image_size
         if self.num_images < 1:
             raise ValueError(f"num_images must be >= 1, got {self.num_images}")

@@ -129,6 +129,24 @@ def _generator_record(spec: ShapesSpec) -> Dict[str, Any]:
     return record
 
 
+def write_json_atomically(data: Any, json_file: str) -> None:
+    """Write ``data`` as JSON to ``json_file`` through a temporary file in the same folder and an
+    atomic rename: a reader never sees a half-written file, and an interrupted write leaves the
+    old one (or none)."""
+    fd, tmp_json = tempfile.mkstemp(
+        prefix=f".{os.path.basename(json_file)}.", dir=os.path.dirname(json_file)
+    )
+    os.fchmod(fd, 0o644)  # mkstemp makes it private
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp_json, json_file)
+    except BaseException:
+        if os.path.exists(tmp_json):
+            os.remove(tmp_json)
+        raise
+
+
 def _write_split(
     json_file: str, image_root: str, split: str, spec: ShapesSpec, record: Dict[str, Any]
 ) -> None:
@@ -181,14 +199,5 @@ def _write_split(
             for k, name in enumerate(SHAPE_CLASSES)
         ],
     }
-    fd, tmp_json = tempfile.mkstemp(prefix=f".{split}.", dir=os.path.dirname(json_file))
-    os.fchmod(fd, 0o644)  # mkstemp makes it private
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(coco, f)
-        os.replace(tmp_json, json_file)
-    except BaseException:
-        if os.path.exists(tmp_json):
-            os.remove(tmp_json)
-        raise
+    write_json_atomically(coco, json_file)
     logger.info(f"Wrote {len(images)} images, {len(annotations)} objects to {image_root}")

@@ -30,7 +30,6 @@ Layout written by :func:`generate_shapes_video_split`::
 """
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -53,8 +52,14 @@ from .shapes_render import (
     _pick_color,
     _to_cv,
 )
-from .shapes_spec import IMAGE_FORMATS, _image_size, _is_int, _is_real
-from .synthetic import JPEG_QUALITY, _file_lock, _is_complete, shapes_dataset_paths
+from .shapes_spec import IMAGE_FORMATS, normalize_spec_fields
+from .synthetic import (
+    JPEG_QUALITY,
+    _file_lock,
+    _is_complete,
+    shapes_dataset_paths,
+    write_json_atomically,
+)
 
 __all__ = [
     "VIDEO_GENERATOR_VERSION",
@@ -107,15 +112,7 @@ class ShapesVideoSpec:
     image_format: str = "jpg"
 
     def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type is int and not _is_int(value):
-                raise ValueError(f"{field.name} must be an int, got {value!r}")
-            if field.type is float and not _is_real(value):
-                raise ValueError(f"{field.name} must be a number, got {value!r}")
-            if field.type in (int, float):  # numpy scalars -> Python, as the json records them
-                object.__setattr__(self, field.name, field.type(value))
-        object.__setattr__(self, "image_size", _image_size(self.image_size))
+        normalize_spec_fields(self)
         if self.num_videos < 1 or self.num_frames < 2 or self.seed < 0:
             raise ValueError(
                 "need num_videos >= 1, num_frames >= 2, seed >= 0, got "
@@ -379,16 +376,7 @@ def _write_split(
             for k, name in enumerate(SHAPE_CLASSES)
         ],
     }
-    fd, tmp_json = tempfile.mkstemp(prefix=f".{split}.", dir=os.path.dirname(json_file))
-    os.fchmod(fd, 0o644)  # mkstemp makes it private
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(coco, f)
-        os.replace(tmp_json, json_file)
-    except BaseException:
-        if os.path.exists(tmp_json):
-            os.remove(tmp_json)
-        raise
+    write_json_atomically(coco, json_file)
     logger.info(
         f"Wrote {len(videos)} videos, {len(images)} frames, {len(annotations)} objects of "
         f"{num_tracks} tracks to {image_root}"

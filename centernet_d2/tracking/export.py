@@ -17,7 +17,6 @@ Shape shorthand: N frames, T detections per frame, H/W the export size in pixels
 """
 
 import logging
-import os
 from functools import partial
 from typing import Any, Dict, Optional, Tuple
 
@@ -26,10 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from ..export import (
-    EXPORT_FILES,
-    EXPORT_FORMATS,
     ONNX_OPSET,
     _tracing_adapter_class,
+    export_path,
     run_file,
     save_onnx,
     save_torchscript,
@@ -167,12 +165,7 @@ def export_tracking_and_check(
     Returns:
         the file's path and :func:`tracking_differences` of its outputs from PyTorch's.
     """
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"the export format must be one of {EXPORT_FORMATS}, got {fmt!r}")
-    if model.training:
-        raise ValueError("export a model in eval mode (call model.eval()): BatchNorm differs")
-    os.makedirs(output_dir, exist_ok=True)
-    path = os.path.join(output_dir, EXPORT_FILES[fmt])
+    path = export_path(model, output_dir, fmt)
     device = model.pixel_mean.device
     trace_inputs = tuple(x.to(device) for x in trace_inputs)
     check_inputs = (
