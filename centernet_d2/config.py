@@ -85,6 +85,28 @@ def add_centernet_config(cfg: CN) -> CN:
     # Balance of the heatmap focal loss: positives x FOCAL_BALANCE, negatives x (1 - it)
     # (RetinaNet's alpha, CenterNet2's HM_FOCAL_ALPHA 0.25); < 0: no balance (the paper's loss).
     c.FOCAL_BALANCE = -1.0
+    # Keypoints (the paper's multi-pose head, on with Detectron2's MODEL.KEYPOINT_ON; single-level
+    # CenterNet): NUM_KEYPOINTS keypoints J of the dataset's union layout (every class's named
+    # keypoints in one list, centernet_d2.data.keypoint_layout; COCO person: 17), CLASS_KEYPOINTS
+    # the keypoint indices of each class (empty: every class has all J; [] for a class without
+    # any). Heads: offsets of the J keypoints from the object's centre cell (L1 at the centre,
+    # visible keypoints only, KEYPOINT_WEIGHT), a J-channel keypoint heatmap (focal loss, the
+    # gaussians of the object's paper radius, KEYPOINT_HEATMAP_WEIGHT) and its sub-cell offset (L1,
+    # KEYPOINT_OFFSET_WEIGHT). Inference: each regressed keypoint moves to the nearest keypoint
+    # heatmap peak of probability >= KEYPOINT_SNAP_THRESH inside the object's box, if any
+    # (KEYPOINT_SNAP False: the regressed keypoints alone).
+    c.NUM_KEYPOINTS = 17
+    c.CLASS_KEYPOINTS = []
+    c.KEYPOINT_WEIGHT = 1.0
+    c.KEYPOINT_HEATMAP_WEIGHT = 1.0
+    c.KEYPOINT_OFFSET_WEIGHT = 1.0
+    c.KEYPOINT_SNAP = True
+    c.KEYPOINT_SNAP_THRESH = 0.1
+    # For flip test-time augmentation: keypoint j of a mirror image is keypoint
+    # KEYPOINT_FLIP_INDICES[j] (Detectron2's create_keypoint_hflip_indices). Training fills it and
+    # empty NUM_KEYPOINTS-dependent keys (CLASS_KEYPOINTS) from DATASETS.TRAIN's metadata, so that
+    # OUTPUT_DIR/config.yaml carries them; empty at test time: no keypoint is swapped.
+    c.KEYPOINT_FLIP_INDICES = []
     # Test-time augmentation (modeling.CenterNetWithTTA from TEST.AUG.FLIP, MIN_SIZES, MAX_SIZE,
     # as Detectron2's; an empty MIN_SIZES keeps the input's size; applied by --eval-only, after
     # training and by CenterNetPredictor when TEST.AUG.ENABLED): IoU of the class-wise NMS

@@ -6,6 +6,7 @@ model's ``MODEL.CENTERNET.BOX_HEAD``), traced through Detectron2's ``TracingAdap
 augmentation (``TEST.AUG``) is not exported:
 
     images (N, 3, H, W) float32 -> boxes (N, T, 4), scores (N, T), classes (N, T) int64
+                                   [, keypoints (N, T, J, 3) with MODEL.KEYPOINT_ON]
 
 * ``images``: pixel values 0-255 (not divided by 255) in the channel order of the config's
   ``INPUT.FORMAT`` ("RGB" for our configs), already resized to the export size (H, W), which is
@@ -13,6 +14,9 @@ augmentation (``TEST.AUG``) is not exported:
 * ``boxes``: XYXY in the pixels of ``images``, clipped to (W, H); ``scores`` in [0, 1], descending
   per image; ``classes`` in 0..K-1. T = ``TEST.DETECTIONS_PER_IMAGE``; no score threshold is applied
   (the config's ``MODEL.CENTERNET.SCORE_THRESH_TEST`` is recorded in the metadata).
+* ``keypoints`` (models with keypoints): each detection's J keypoints, x and y in the pixels of
+  ``images`` (not clipped) and a score, as ``Instances.pred_keypoints``
+  (:func:`~centernet_d2.modeling.keypoints.decode_keypoints`).
 
 Metadata (input size and format, class names, ...) travel in the file as JSON: ONNX metadata
 ``"centernet_d2"``; TorchScript extra file ``"centernet_d2.json"``.
@@ -40,6 +44,7 @@ from .modeling.decode import decode_predictions
 
 __all__ = [
     "EXPORT_FORMATS",
+    "KEYPOINT_OUTPUT_NAMES",
     "ONNX_OPSET",
     "export_and_check",
     "export_metadata",
@@ -50,6 +55,7 @@ __all__ = [
     "exported_outputs",
     "load_image",
     "max_differences",
+    "output_names",
     "random_image",
     "run_exported",
     "run_file",
@@ -65,11 +71,18 @@ EXPORT_FILES = {"torchscript": "model.ts", "onnx": "model.onnx"}
 ONNX_OPSET = 17
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("boxes", "scores", "classes")
+KEYPOINT_OUTPUT_NAMES = OUTPUT_NAMES + ("keypoints",)
 METADATA_KEY = "centernet_d2"  # ONNX metadata key; TorchScript extra file METADATA_KEY + ".json"
 INPUT_FORMATS = ("RGB", "BGR")
 # Largest pixel value of random_image's images, the top of the 0-255 input range.
 MAX_PIXEL = 255.0
-Outputs = Tuple[Tensor, Tensor, Tensor]
+Outputs = Tuple[Tensor, ...]
+
+
+def output_names(model: nn.Module) -> Tuple[str, ...]:
+    """The exported outputs of ``model``: :data:`OUTPUT_NAMES`, and "keypoints" for a model
+    with keypoints."""
+    return KEYPOINT_OUTPUT_NAMES if getattr(model, "keypoint_settings", None) else OUTPUT_NAMES
 
 
 def export_size(min_size: int, divisibility: int) -> Tuple[int, int]:
@@ -94,6 +107,7 @@ def export_metadata(
     pixel_std: Sequence[float],
     score_thresh: float,
     class_names: Optional[Sequence[str]] = None,
+    outputs: Sequence[str] = OUTPUT_NAMES,
 ) -> Dict[str, Any]:
     """What a runtime needs to know besides the graph, stored in the exported file.
 
@@ -101,7 +115,7 @@ def export_metadata(
         image_size: (H, W) of the export; input_format: INPUT.FORMAT; pixel_mean, pixel_std:
             MODEL.PIXEL_MEAN / PIXEL_STD (applied inside the graph); score_thresh: the
             config's MODEL.CENTERNET.SCORE_THRESH_TEST (recommended, not applied); class_names:
-            of classes 0..K-1, if known.
+            of classes 0..K-1, if known; outputs: the output names (:func:`output_names`).
     """
     return {
         "input": INPUT_NAME,
@@ -113,7 +127,7 @@ def export_metadata(
         "normalized_inside": True,
         "pixel_mean": [float(v) for v in pixel_mean],
         "pixel_std": [float(v) for v in pixel_std],
-        "outputs": list(OUTPUT_NAMES),
+        "outputs": list(outputs),
         "box_format": "XYXY",
         "score_thresh": float(score_thresh),
         "class_names": list(class_names) if class_names else None,
@@ -162,17 +176,21 @@ def exported_outputs(model: nn.Module, images: Tensor, image_size: Tuple[int, in
         image_size: (H, W), the clipping bounds; a Python pair so that tracing records constants.
     Returns:
         boxes (N, T, 4) XYXY pixels of ``images``, clipped; scores (N, T) descending; classes
-        (N, T) int64.
+        (N, T) int64; for a model with keypoints, keypoints (N, T, J, 3).
     """
     x = (images - model.pixel_mean) / model.pixel_std  # DenseDetector.preprocess_image
     predictions = model.run_network(x)
-    boxes, scores, classes = decode_predictions(
-        predictions, model.stride, model.test_topk, model.box_head
-    )
+    if getattr(model, "keypoint_settings", None):
+        boxes, scores, classes, *rest = model.decode_with_keypoints(predictions)
+    else:
+        rest = []
+        boxes, scores, classes = decode_predictions(
+            predictions, model.stride, model.test_topk, model.box_head
+        )
     height, width = image_size
     # Boxes.clip of the model's inference: x in [0, W], y in [0, H]
     limits = boxes.new_tensor([width, height, width, height])
-    return torch.min(boxes.clamp(min=0), limits), scores, classes
+    return (torch.min(boxes.clamp(min=0), limits), scores, classes, *rest)
 
 
 def _tracing_adapter_class():
@@ -262,9 +280,10 @@ def export_onnx(
     """Export :func:`exported_outputs` on ``images`` (N, 3, H, W) to ONNX at ``path`` with
     PyTorch's TorchScript-based exporter (``dynamo=False``: since PyTorch 2.9 the default is the
     ``torch.export``-based one), the batch dimension dynamic, ``metadata`` as the JSON metadata
-    "centernet_d2". Inputs: "images"; outputs: "boxes", "scores", "classes". Returns ``path``."""
+    "centernet_d2". Inputs: "images"; outputs: "boxes", "scores", "classes" (and "keypoints",
+    :func:`output_names`). Returns ``path``."""
     adapter = _adapter(model, images)
-    return save_onnx(adapter, path, (INPUT_NAME,), OUTPUT_NAMES, metadata, opset)
+    return save_onnx(adapter, path, (INPUT_NAME,), output_names(model), metadata, opset)
 
 
 def save_onnx(
@@ -308,24 +327,25 @@ def save_onnx(
     return path
 
 
-def run_exported(path: str, images: Tensor) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_exported(path: str, images: Tensor) -> Tuple[np.ndarray, ...]:
     """Run an exported file on ``images`` (N, 3, H, W): a ".onnx" with onnxruntime on the CPU, a
     ".ts" with ``torch.jit.load`` on the images' device.
 
     Returns:
-        boxes (N, T, 4), scores (N, T), classes (N, T), as numpy arrays.
+        boxes (N, T, 4), scores (N, T), classes (N, T) (and keypoints (N, T, J, 3) when the
+        file has them), as numpy arrays.
     """
-    return run_file(path, {INPUT_NAME: images}, OUTPUT_NAMES)
+    return run_file(path, {INPUT_NAME: images}, None)
 
 
 def run_file(
-    path: str, inputs: Dict[str, Tensor], output_names: Sequence[str]
+    path: str, inputs: Dict[str, Tensor], output_names: Optional[Sequence[str]]
 ) -> Tuple[np.ndarray, ...]:
     """Run an exported file: a ".onnx" with onnxruntime on the CPU (inputs by name), a ".ts"
     with ``torch.jit.load`` on the first input's device (inputs in order).
 
     Returns:
-        the outputs ``output_names``, in order, as numpy arrays.
+        the outputs ``output_names`` (None: all), in order, as numpy arrays.
     """
     if path.endswith(".onnx"):
         try:
@@ -338,7 +358,7 @@ def run_file(
 
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         feed = {name: x.cpu().numpy() for name, x in inputs.items()}
-        return tuple(session.run(list(output_names), feed))
+        return tuple(session.run(None if output_names is None else list(output_names), feed))
     tensors = list(inputs.values())
     module = torch.jit.load(path, map_location=tensors[0].device)
     with torch.no_grad():
@@ -349,18 +369,24 @@ def max_differences(
     expected: Sequence[np.ndarray], actual: Sequence[np.ndarray]
 ) -> Dict[str, float]:
     """Largest absolute differences of boxes (pixels) and scores, and the number of differing
-    classes, between two (boxes, scores, classes) results of the same shapes."""
-    boxes, scores, classes = (np.asarray(a) for a in expected)
-    boxes2, scores2, classes2 = (np.asarray(a) for a in actual)
-    if boxes.shape != boxes2.shape or scores.shape != scores2.shape:
-        raise ValueError(
-            f"shapes differ: {boxes.shape} / {boxes2.shape}, {scores.shape} / {scores2.shape}"
-        )
-    return {
+    classes, between two (boxes, scores, classes) results of the same shapes; with a fourth
+    output, keypoints (N, T, J, 3), also the largest difference of their x, y and score
+    ("keypoints")."""
+    if len(expected) != len(actual):
+        raise ValueError(f"{len(expected)} outputs expected, got {len(actual)}")
+    boxes, scores, classes, *keypoints = (np.asarray(a) for a in expected)
+    boxes2, scores2, classes2, *keypoints2 = (np.asarray(a) for a in actual)
+    shapes = [(a.shape, b.shape) for a, b in zip(expected, actual)]
+    if any(np.shape(a) != np.shape(b) for a, b in zip(expected, actual)):
+        raise ValueError(f"shapes differ: {shapes}")
+    diffs = {
         "boxes": float(np.abs(boxes - boxes2).max(initial=0.0)),
         "scores": float(np.abs(scores - scores2).max(initial=0.0)),
         "classes": int((classes != classes2).sum()),
     }
+    if keypoints:
+        diffs["keypoints"] = float(np.abs(keypoints[0] - keypoints2[0]).max(initial=0.0))
+    return diffs
 
 
 def export_path(model: nn.Module, output_dir: str, fmt: str) -> str:

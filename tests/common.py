@@ -255,25 +255,37 @@ def write_yolo_folder(
             f.write("\n".join(class_names) + "\n")
 
 
-def write_boxes_coco(root: str, num_images: int = 8, size: int = 64, seed: int = 0) -> str:
+def write_boxes_coco(
+    root: str, num_images: int = 8, size: int = 64, seed: int = 0, keypoints: bool = False
+) -> str:
     """A COCO-format set a model learns in a few hundred iterations: ``num_images`` grey images
     of ``size`` px, each with two filled squares of 16-32 px of one class "box"; images in
-    ``root/images``. Returns the json's path."""
+    ``root/images``. With ``keypoints`` a COCO-keypoints json with per-class keypoint sets: the
+    first square is a "box" with the keypoints "top_left" and "top_right" (its top corners, a
+    left / right pair), the second (another colour) a "plain" square without keypoints. Returns
+    the json's path."""
     rng = np.random.default_rng(seed)
     images, annotations = [], []
     for i in range(num_images):
         boxes = random_boxes(rng, 2, (size, size), min_side=16, max_side=32)
-        write_boxes_image(os.path.join(root, "images", f"{i}.jpg"), (size, size), boxes, [0, 0])
+        classes = [0, 1] if keypoints else [0, 0]
+        write_boxes_image(os.path.join(root, "images", f"{i}.jpg"), (size, size), boxes, classes)
         images.append({"id": i + 1, "file_name": f"{i}.jpg", "height": size, "width": size})
-        for x0, y0, x1, y1 in boxes:
+        for (x0, y0, x1, y1), c in zip(boxes, classes):
             annotations.append(
-                {"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1,
+                {"id": len(annotations) + 1, "image_id": i + 1, "category_id": c + 1,
                  "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0}
             )  # fmt: skip
+            if keypoints:  # COCO's convention: the continuous position - 0.5
+                kps = [x0 - 0.5, y0 - 0.5, 2, x1 - 0.5, y0 - 0.5, 2] if c == 0 else []
+                annotations[-1].update(keypoints=kps, num_keypoints=len(kps) // 3)
+    categories = [{"id": 1, "name": "box"}]
+    if keypoints:
+        categories[0].update(keypoints=["top_left", "top_right"], skeleton=[[1, 2]])
+        categories.append({"id": 2, "name": "plain", "keypoints": [], "skeleton": []})
     path = os.path.join(root, "boxes.json")
     with open(path, "w") as f:
-        json.dump({"images": images, "annotations": annotations,
-                   "categories": [{"id": 1, "name": "box"}]}, f)  # fmt: skip
+        json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
     return path
 
 

@@ -7,7 +7,8 @@
         MODEL.WEIGHTS output/main_job/model_final.pth
 
 Writes ``--output``/model.onnx or model.ts: images (N, 3, H, W) float32 0-255 in INPUT.FORMAT order
--> boxes (N, T, 4) XYXY, scores (N, T), classes (N, T); see centernet_d2/export.py and
+-> boxes (N, T, 4) XYXY, scores (N, T), classes (N, T) (and keypoints (N, T, J, 3) with
+MODEL.KEYPOINT_ON); see centernet_d2/export.py and
 docs/export.md. A tracking config (CenterTrack) also takes prev_images and prev_heatmaps and gives
 displacements (centernet_d2/tracking/export.py); each sample image's previous frame is the one
 before it, its heatmap the model's detections there. Then runs the file (onnxruntime on the CPU,
@@ -33,6 +34,7 @@ from centernet_d2.export import (
     export_metadata,
     export_size,
     load_image,
+    output_names,
     random_image,
 )
 from centernet_d2.modeling import CenterTrack
@@ -102,6 +104,7 @@ def main(args):
         cfg.MODEL.PIXEL_STD,
         cfg.MODEL.CENTERNET.SCORE_THRESH_TEST,
         names,
+        output_names(model),
     )
     if isinstance(model, CenterTrack):  # frames, previous frames and heatmaps in
         inputs = tracking_inputs_from_frames(model, images)
@@ -119,17 +122,22 @@ def main(args):
             model, images[:1], args.output, args.format, images, metadata, args.opset
         )
     runtime = "onnxruntime" if args.format == "onnx" else "TorchScript"
-    tracked = (
-        f", max |displacements| difference {diffs['displacements']:.3g} px"
-        if "displacements" in diffs
-        else ""
+    tracked = "".join(
+        f", max |{name}| difference {diffs[name]:.3g}{unit}"
+        for name, unit in (("displacements", " px"), ("keypoints", ""))
+        if name in diffs
     )
     print(
         f"{path}: {runtime} vs PyTorch on {len(images)} image(s) of {size[0]}x{size[1]}: "
         f"max |boxes| difference {diffs['boxes']:.3g} px, max |scores| difference "
         f"{diffs['scores']:.3g}{tracked}, {diffs['classes']} differing classes"
     )
-    worst = max(diffs["boxes"], diffs["scores"], diffs.get("displacements", 0.0))
+    worst = max(
+        diffs["boxes"],
+        diffs["scores"],
+        diffs.get("displacements", 0.0),
+        diffs.get("keypoints", 0.0),
+    )
     if worst > args.tolerance or diffs["classes"]:
         raise SystemExit(f"the export differs from PyTorch by more than {args.tolerance}")
     return path, diffs

@@ -20,7 +20,13 @@ from centernet_d2.config import check_training_keys
 from centernet_d2.data.flags import add_dataset_flags, dataset_hints, register_dataset_flags
 from centernet_d2.engine import Trainer, launch
 from centernet_d2.engine.checkpoint import SafeCheckpointer
-from centernet_d2.engine.defaults import fill_class_names, prepare_datasets, save_results, setup_cfg
+from centernet_d2.engine.defaults import (
+    fill_class_names,
+    fill_keypoint_settings,
+    prepare_datasets,
+    save_results,
+    setup_cfg,
+)
 from centernet_d2.utils.cli import add_debug_flag, run_tool
 
 
@@ -35,6 +41,7 @@ def main(args):
         check_training_keys(cfg)
     with dataset_hints(args):
         fill_class_names(cfg, training=not args.eval_only)
+        fill_keypoint_settings(cfg, training=not args.eval_only)
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="centernet_d2")
@@ -68,7 +75,9 @@ def check_inputs(args):
     line here rather than as a traceback from every worker process."""
     register_dataset_flags(args)
     with dataset_hints(args):
-        fill_class_names(setup_cfg(args.config_file, args.opts), training=not args.eval_only)
+        cfg = setup_cfg(args.config_file, args.opts)
+        fill_class_names(cfg, training=not args.eval_only)
+        fill_keypoint_settings(cfg, training=not args.eval_only)
 
 
 def launch_main(main_fn, args):

@@ -10,10 +10,20 @@ from .builtin import (
     ensure_builtin_generated,
     register_all_shapes,
     register_all_shapes_video,
+    shapes_keypoint_layout,
 )
 from .checks import BAD_IMAGES_MODES, check_annotations, check_image_files, find_bad_image_files
 from .frame_pairs import CenterTrackDatasetMapper, PairSettings
 from .image_io import UnreadableImageError, read_image
+from .keypoints import (
+    KeypointLayout,
+    keypoint_flip_pairs,
+    keypoint_layout,
+    keypoint_metadata,
+    load_coco_keypoint_json,
+    to_union_keypoints,
+    union_coco_json,
+)
 from .mapper import CenterNetDatasetMapper
 from .motchallenge import convert_mot, mot_to_coco_video
 from .register import (
@@ -82,6 +92,14 @@ __all__ = [
     "register_all_shapes",
     "render_shapes_image",
     "shapes_dataset_paths",
+    "shapes_keypoint_layout",
+    "KeypointLayout",
+    "keypoint_flip_pairs",
+    "keypoint_layout",
+    "keypoint_metadata",
+    "load_coco_keypoint_json",
+    "to_union_keypoints",
+    "union_coco_json",
     "ResumableTrainingSampler",
     "SeededMapDataset",
     "build_resumable_train_loader",

@@ -11,6 +11,11 @@ seed 11) of moving shapes (see :mod:`.synthetic_video`), 128 px frames, under
 nothing: a split is generated the first time ``DatasetCatalog.get`` asks for it. Call
 :func:`ensure_builtin_generated` before anything that reads ``metadata.json_file`` directly, such as
 ``COCOEvaluator``.
+
+The shapes splits have per-class keypoints (:data:`.shapes_render.SHAPE_KEYPOINTS`), loaded in the
+union layout of :mod:`.keypoints`; their metadata has the layout's attributes from registration
+on (``keypoint_names``, ``keypoint_flip_map``, ``keypoint_connection_rules``,
+``class_keypoints``; :func:`shapes_keypoint_layout`) and ``keypoint_json_file`` once loaded.
 """
 
 import functools
@@ -19,11 +24,11 @@ import os
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.datasets import load_coco_json
 
+from .keypoints import KeypointLayout, keypoint_layout, load_coco_keypoint_json
 from .shapes_render import SHAPE_CLASSES
 from .shapes_spec import ShapesSpec
-from .synthetic import generate_shapes_split, shapes_dataset_paths
+from .synthetic import generate_shapes_split, shapes_coco_categories, shapes_dataset_paths
 from .synthetic_video import ShapesVideoSpec, generate_shapes_video_split
 from .video import load_coco_video_json
 
@@ -33,6 +38,7 @@ __all__ = [
     "ensure_builtin_generated",
     "register_all_shapes",
     "register_all_shapes_video",
+    "shapes_keypoint_layout",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,8 +83,15 @@ def ensure_builtin_generated(name: str) -> str:
     return _REGISTERED[name]()
 
 
+def shapes_keypoint_layout() -> KeypointLayout:
+    """The union keypoint layout of the shapes datasets, without generating any: J = 16,
+    ``class_keypoints`` ``[[], [0, 1, 2], [3, ..., 6], [7, ..., 11], [12, ..., 15]]`` (circle,
+    triangle, rectangle, star, cross), names ``"triangle_top"``, ..."""
+    return keypoint_layout(shapes_coco_categories())
+
+
 def _load_shapes(name: str, image_root: str) -> List[dict]:
-    return load_coco_json(ensure_builtin_generated(name), image_root, name)
+    return load_coco_keypoint_json(ensure_builtin_generated(name), image_root, name)
 
 
 def register_all_shapes(
@@ -112,6 +125,8 @@ def register_all_shapes(
             json_file=json_file,
             image_root=image_root,
             evaluator_type="coco",
+            # the same values as load_coco_keypoint_json sets when the split is loaded
+            **shapes_keypoint_layout().as_metadata(),
         )
 
 

@@ -16,6 +16,7 @@ from detectron2.data import transforms as T
 from .augmentation import build_centernet_augmentation
 from .checks import check_bad_images_mode
 from .image_io import UnreadableImageError, read_image
+from .keypoints import keypoint_metadata
 
 __all__ = ["CenterNetDatasetMapper", "MAX_BAD_IMAGES_IN_A_ROW"]
 
@@ -62,6 +63,9 @@ class CenterNetDatasetMapper(DatasetMapper):
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True):
+        if cfg.MODEL.KEYPOINT_ON:  # Detectron2 reads the training sets' keypoint flip map
+            for name in cfg.DATASETS.TRAIN:
+                keypoint_metadata(name)
         ret = super().from_config(cfg, is_train)
         ret["augmentations"] = build_centernet_augmentation(cfg, is_train)
         ret["bad_images"] = cfg.DATALOADER.BAD_IMAGES

@@ -6,8 +6,8 @@ import os
 from typing import List, Mapping, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.datasets import register_coco_instances
 
+from .keypoints import load_coco_keypoint_json
 from .stats import DatasetStatistics
 
 __all__ = [
@@ -20,8 +20,9 @@ __all__ = [
 
 
 def register_coco_dataset(name: str, json_file: str, image_root: str) -> None:
-    """``register_coco_instances`` after checking that both paths exist; evaluated by COCO AP.
-    A name registered before is replaced."""
+    """``register_coco_instances`` after checking that both paths exist, loading through
+    :func:`.keypoints.load_coco_keypoint_json` (keypoints in the union layout, if the json has
+    any); evaluated by COCO AP. A name registered before is replaced."""
     if not os.path.isfile(json_file):
         raise FileNotFoundError(f"COCO annotation file {json_file} not found")
     if not os.path.isdir(image_root):
@@ -29,7 +30,9 @@ def register_coco_dataset(name: str, json_file: str, image_root: str) -> None:
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
-    register_coco_instances(name, {}, json_file, image_root)
+    DatasetCatalog.register(name, lambda: load_coco_keypoint_json(json_file, image_root, name))
+    # what register_coco_instances sets
+    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco")
 
 
 class UnregisteredDatasetError(ValueError):

@@ -17,6 +17,17 @@ Boxes are amodal (the whole shape, also where it is hidden), XYWH in image pixel
 ``i`` spanning ``[i, i + 1)``; vertices sit on a 1/16 px grid, so box values are exact in JSON.
 ``area`` is the shape's polygon area (what COCO stores for a mask), not ``w * h``.
 
+Keypoints (:data:`SHAPE_KEYPOINTS`; circles have none) are the corners of a triangle or rectangle,
+the outer tips of a star and the midpoints of a cross's arm ends, taken from the drawn polygon's
+vertices (so in the same continuous pixel coordinates as the boxes). So that a keypoint can be
+told from the image whatever the rotation, the first is the topmost point (smallest y; ties:
+smallest x) and the others follow clockwise on the screen (increasing ``atan2(y - cy, x - cx)``,
+y down, around the mean of the points). A horizontal flip keeps the first and reverses the
+order of the others, which the names follow (``right`` <-> ``left``, ``upper_right`` <->
+``upper_left``, ...). Visibility is COCO's: 2 if the keypoint's pixel or one of its 8
+neighbours shows the object in the final image, 1 if hidden (by a later object or a line),
+0 outside the image.
+
 Everything here is pure numpy + OpenCV on arrays: no files (see :mod:`.synthetic`), and no drawing
 of annotations.
 """
@@ -29,13 +40,39 @@ import numpy as np
 
 from .shapes_spec import ShapesSpec
 
-__all__ = ["GENERATOR_VERSION", "SHAPE_CLASSES", "render_shapes", "render_shapes_image"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "SHAPE_CLASSES",
+    "SHAPE_KEYPOINTS",
+    "SHAPE_SKELETONS",
+    "render_shapes",
+    "render_shapes_image",
+]
 
 SHAPE_CLASSES = ("circle", "triangle", "rectangle", "star", "cross")
 """Class names; the COCO category id of ``SHAPE_CLASSES[k]`` is ``k + 1``."""
 
-# Bump when the rendering changes, so that datasets made by an older generator are remade.
-GENERATOR_VERSION = 2
+SHAPE_KEYPOINTS: Tuple[Tuple[str, ...], ...] = (
+    (),  # circle
+    ("top", "right", "left"),  # triangle: its corners
+    ("top", "right", "bottom", "left"),  # rectangle: its corners
+    ("top", "upper_right", "lower_right", "lower_left", "upper_left"),  # star: outer tips
+    ("top", "right", "bottom", "left"),  # cross: the middle of each arm's end
+)
+"""Keypoint names of ``SHAPE_CLASSES[k]``, in the labelling order (see the module docstring)."""
+
+SHAPE_SKELETONS: Tuple[Tuple[Tuple[int, int], ...], ...] = (
+    (),
+    ((1, 2), (2, 3), (3, 1)),  # the outline
+    ((1, 2), (2, 3), (3, 4), (4, 1)),
+    ((1, 2), (2, 3), (3, 4), (4, 5), (5, 1)),
+    ((1, 3), (2, 4)),  # the two bars
+)
+"""COCO ``skeleton`` of ``SHAPE_CLASSES[k]``: 1-based index pairs into its keypoint names."""
+
+# Bump when the rendering or the annotations change, so that datasets made by an older generator
+# are remade. 3: keypoints (images unchanged).
+GENERATOR_VERSION = 3
 # OpenCV draws polygons with fixed-point vertices of SHIFT fractional bits: a 1/16 px grid.
 SHIFT = 4
 GRID = 1 << SHIFT
@@ -81,7 +118,59 @@ def _cross(rng: np.random.Generator) -> np.ndarray:
 
 
 _SHAPE_FNS = (_circle, _triangle, _rectangle, _star, _cross)
-assert len(_SHAPE_FNS) == len(SHAPE_CLASSES)
+assert len(_SHAPE_FNS) == len(SHAPE_CLASSES) == len(SHAPE_KEYPOINTS) == len(SHAPE_SKELETONS)
+
+# Which vertices of each shape's polygon give its keypoints (before ordering): their mean, so
+# that a cross's arm end is the middle of its end edge. Index pairs into the _SHAPE_FNS polygons.
+_KEYPOINT_VERTICES: Tuple[Tuple[Tuple[int, int], ...], ...] = (
+    (),
+    ((0, 0), (1, 1), (2, 2)),
+    ((0, 0), (1, 1), (2, 2), (3, 3)),
+    ((0, 0), (2, 2), (4, 4), (6, 6), (8, 8)),  # the outer tips (radius 1)
+    ((11, 0), (2, 3), (5, 6), (8, 9)),  # the end edges of the arms
+)
+
+
+def shape_keypoints(cls: int, pts: np.ndarray) -> np.ndarray:
+    """
+    The keypoints of a shape of class ``cls`` (index into :data:`SHAPE_CLASSES`) from its
+    polygon ``pts`` (V, 2) (x, y), in the labelling order of :data:`SHAPE_KEYPOINTS` (topmost
+    first, then clockwise on the screen).
+
+    Returns:
+        (P, 2) float (x, y), in the coordinates of ``pts``; P = ``len(SHAPE_KEYPOINTS[cls])``.
+    """
+    pairs = np.array(_KEYPOINT_VERTICES[cls], dtype=np.int64).reshape(-1, 2)
+    kp = (pts[pairs[:, 0]] + pts[pairs[:, 1]]) / 2  # (P, 2)
+    if len(kp) == 0:
+        return kp
+    first = int(np.lexsort((kp[:, 0], kp[:, 1]))[0])  # smallest y, then smallest x
+    c = kp.mean(0)
+    ang = np.arctan2(kp[:, 1] - c[1], kp[:, 0] - c[0])  # y down: increasing is clockwise
+    order = np.argsort(np.mod(ang - ang[first], 2 * math.pi), kind="stable")
+    assert order[0] == first, (order, first)
+    return kp[order]
+
+
+def keypoint_visibility(kp: np.ndarray, ids: np.ndarray, obj_id: int) -> np.ndarray:
+    """
+    COCO visibility of keypoints ``kp`` (P, 2) (x, y, continuous pixels) of the object whose
+    pixels hold ``obj_id`` in ``ids`` (H, W): 2 if the keypoint's pixel or one of its 8
+    neighbours shows the object, 1 if none does (hidden), 0 if the keypoint is outside the
+    image.
+
+    Returns:
+        (P,) int64.
+    """
+    h, w = ids.shape
+    v = np.zeros(len(kp), np.int64)
+    for j, (x, y) in enumerate(kp):
+        if not (0 <= x <= w and 0 <= y <= h):
+            continue
+        px, py = min(int(x), w - 1), min(int(y), h - 1)
+        around = ids[max(py - 1, 0) : py + 2, max(px - 1, 0) : px + 2]
+        v[j] = 2 if np.any(around == obj_id) else 1
+    return v
 
 
 def _polygon_area(pts: np.ndarray) -> float:
@@ -182,7 +271,10 @@ def render_shapes(spec: ShapesSpec, index: int) -> Tuple[np.ndarray, List[Dict[s
         image: (H, W, 3) uint8, BGR (colours are random, so the order only matters to viewers).
         objects: one dict per object: ``bbox`` (XYWH, absolute pixels, amodal), ``area`` (pixels),
             ``category_id`` (1-based index into :data:`SHAPE_CLASSES`), ``visible`` (fraction of
-            the area left visible).
+            the area left visible), ``keypoints`` (flat ``[x1, y1, v1, ...]``, 3 per name of
+            :data:`SHAPE_KEYPOINTS` of the class; x, y in continuous pixels (pixel ``i`` spans
+            ``[i, i + 1)``), v COCO's visibility (2 visible, 1 hidden, 0 outside the image, then
+            x = y = 0); ``[]`` for a circle).
     """
     if not 0 <= index < spec.num_images:
         raise ValueError(f"index must be in [0, num_images = {spec.num_images}), got {index}")
@@ -225,6 +317,7 @@ def _render(rng: np.random.Generator, spec: ShapesSpec) -> Tuple[np.ndarray, Lis
     visible: List[int] = []  # of those, still visible
     colors: List[np.ndarray] = []
     objects: List[Dict[str, Any]] = []
+    keypoints: List[np.ndarray] = []  # (P, 2) of each object
     for _ in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
         for _ in range(PLACEMENT_TRIES):
             cls = int(rng.integers(0, len(SHAPE_CLASSES)))
@@ -263,6 +356,7 @@ def _render(rng: np.random.Generator, spec: ShapesSpec) -> Tuple[np.ndarray, Lis
             ids[y0:y1, x0:x1][m] = len(areas) + 1
             visible = list(after) + [n_pix]
             areas.append(n_pix)
+            keypoints.append(shape_keypoints(cls, pts))
             objects.append(
                 {
                     "bbox": [float(off[0]), float(off[1]), float(ext[0]), float(ext[1])],
@@ -286,8 +380,11 @@ def _render(rng: np.random.Generator, spec: ShapesSpec) -> Tuple[np.ndarray, Lis
         ids[m] = 0
         visible = list(after)
 
-    for obj, v, a in zip(objects, visible, areas):
+    for k, (obj, v, a, kp) in enumerate(zip(objects, visible, areas, keypoints)):
         obj["visible"] = float(v) / a
+        kv = keypoint_visibility(kp, ids, k + 1)
+        kp = np.where(kv[:, None] > 0, kp, 0.0)
+        obj["keypoints"] = [c for (x, y), vj in zip(kp, kv) for c in (float(x), float(y), int(vj))]
     noisy = img.astype(np.float32)
     noisy += rng.standard_normal((h, w, 3), dtype=np.float32) * rng.uniform(2, 10)
     img = np.clip(noisy, 0, 255).astype(np.uint8)

@@ -10,6 +10,12 @@ Layout written by :func:`generate_shapes_split`::
     root/<split>/000001.jpg ...          # images
     root/annotations/<split>.json         # COCO json, written last, so it marks completion
 
+Categories carry COCO's ``keypoints`` names and ``skeleton``
+(:data:`.shapes_render.SHAPE_KEYPOINTS`; ``[]`` for circles), annotations ``keypoints`` and
+``num_keypoints`` in COCO's convention: x, y of a keypoint are its continuous position minus 0.5
+(Detectron2's ``load_coco_json`` adds the 0.5 back). The classes have different keypoints, so
+:func:`.keypoints.load_coco_keypoint_json` loads them into a union layout.
+
 The json's ``info.generator`` records :data:`.shapes_render.GENERATOR_VERSION` and the spec's
 fields; a split is regenerated when they differ from what is asked for.
 """
@@ -21,12 +27,19 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import cv2
 from tqdm import tqdm
 
-from .shapes_render import GENERATOR_VERSION, SHAPE_CLASSES, render_shapes, render_shapes_image
+from .shapes_render import (
+    GENERATOR_VERSION,
+    SHAPE_CLASSES,
+    SHAPE_KEYPOINTS,
+    SHAPE_SKELETONS,
+    render_shapes,
+    render_shapes_image,
+)
 from .shapes_spec import IMAGE_FORMATS, ShapesSpec
 
 __all__ = [
@@ -37,6 +50,7 @@ __all__ = [
     "generate_shapes_split",
     "render_shapes",
     "render_shapes_image",
+    "shapes_coco_categories",
     "shapes_dataset_paths",
 ]
 
@@ -48,6 +62,30 @@ JPEG_QUALITY = 90
 def shapes_dataset_paths(root: str, split: str) -> Tuple[str, str]:
     """Returns ``(json_file, image_root)`` of ``split`` under ``root``; nothing is generated."""
     return os.path.join(root, "annotations", f"{split}.json"), os.path.join(root, split)
+
+
+def shapes_coco_categories() -> List[Dict[str, Any]]:
+    """The COCO ``categories`` of a shapes split: ids 1..K, with ``keypoints`` and ``skeleton``."""
+    return [
+        {
+            "id": k + 1,
+            "name": name,
+            "supercategory": "shape",
+            "keypoints": list(SHAPE_KEYPOINTS[k]),
+            "skeleton": [list(pair) for pair in SHAPE_SKELETONS[k]],
+        }
+        for k, name in enumerate(SHAPE_CLASSES)
+    ]
+
+
+def _coco_keypoints(keypoints: List[float]) -> List[float]:
+    """Continuous ``[x, y, v, ...]`` -> COCO's convention (x, y minus 0.5 where v > 0)."""
+    out = list(keypoints)
+    for j in range(0, len(out), 3):
+        if out[j + 2] > 0:
+            out[j] -= 0.5
+            out[j + 1] -= 0.5
+    return out
 
 
 def _is_complete(json_file: str, image_root: str, record: Dict[str, Any]) -> bool:
@@ -180,6 +218,8 @@ def _write_split(
                         "bbox": obj["bbox"],
                         "area": round(obj["area"], 4),
                         "iscrowd": 0,
+                        "keypoints": _coco_keypoints(obj["keypoints"]),
+                        "num_keypoints": sum(v > 0 for v in obj["keypoints"][2::3]),
                     }
                 )
         if os.path.exists(image_root):
@@ -194,10 +234,7 @@ def _write_split(
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": [
-            {"id": k + 1, "name": name, "supercategory": "shape"}
-            for k, name in enumerate(SHAPE_CLASSES)
-        ],
+        "categories": shapes_coco_categories(),
     }
     write_json_atomically(coco, json_file)
     logger.info(f"Wrote {len(images)} images, {len(annotations)} objects to {image_root}")

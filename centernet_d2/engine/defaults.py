@@ -12,6 +12,7 @@ import torch
 import yaml
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.detection_utils import create_keypoint_hflip_indices
 
 from ..config import add_centernet_config
 from ..data.builtin import (
@@ -19,6 +20,7 @@ from ..data.builtin import (
     BUILTIN_SHAPES_VIDEO_SPLITS,
     ensure_builtin_generated,
 )
+from ..data.keypoints import keypoint_metadata
 from ..data.register import check_num_classes, check_registered, dataset_classes
 from ..data.stats import dataset_statistics, log_dataset_statistics
 from ..utils.cli import ConfigKeyError
@@ -27,6 +29,7 @@ __all__ = [
     "setup_cfg",
     "output_stride",
     "fill_class_names",
+    "fill_keypoint_settings",
     "prepare_datasets",
     "save_results",
 ]
@@ -130,6 +133,47 @@ def fill_class_names(cfg: CfgNode, training: bool = True) -> List[str]:
         check_registered(names[:1], key)
         c.CLASS_NAMES = dataset_classes(names[0]) if names else []
     return list(c.CLASS_NAMES)
+
+
+def fill_keypoint_settings(cfg: CfgNode, training: bool = True) -> None:
+    """With ``MODEL.KEYPOINT_ON``: check ``MODEL.CENTERNET.NUM_KEYPOINTS`` against the keypoints
+    of the first dataset of ``DATASETS.TRAIN`` (training) or ``DATASETS.TEST``, and fill
+    ``CLASS_KEYPOINTS`` and ``KEYPOINT_FLIP_INDICES`` from its metadata where empty (checked
+    where set), so that the run's ``config.yaml`` carries them; ``cfg`` must not be frozen.
+    ``ValueError`` when the dataset has no keypoints or other ones."""
+    c = cfg.MODEL.CENTERNET
+    names = list(cfg.DATASETS.TRAIN if training else cfg.DATASETS.TEST)
+    if not cfg.MODEL.KEYPOINT_ON or not names:
+        return
+    key = "DATASETS.TRAIN" if training else "DATASETS.TEST"
+    check_registered(names[:1], key)
+    meta = keypoint_metadata(names[0])
+    keypoint_names = meta.get("keypoint_names")
+    if not keypoint_names:
+        raise ValueError(
+            f"MODEL.KEYPOINT_ON is set, but dataset {names[0]!r} ({key}) has no keypoints (no "
+            "keypoint_names in its metadata): train on a COCO keypoints json, or set "
+            "MODEL.KEYPOINT_ON False"
+        )
+    J = len(keypoint_names)
+    if c.NUM_KEYPOINTS != J:
+        raise ValueError(
+            f"MODEL.CENTERNET.NUM_KEYPOINTS is {c.NUM_KEYPOINTS}, but dataset {names[0]!r} has "
+            f"{J} keypoints ({', '.join(keypoint_names)}): set MODEL.CENTERNET.NUM_KEYPOINTS {J}"
+        )
+    num_classes = len(dataset_classes(names[0]))
+    per_class = meta.get("class_keypoints") or [list(range(J))] * num_classes
+    per_class = [list(k) for k in per_class]
+    if not c.CLASS_KEYPOINTS:
+        c.CLASS_KEYPOINTS = per_class
+    elif [list(k) for k in c.CLASS_KEYPOINTS] != per_class:
+        raise ValueError(
+            f"MODEL.CENTERNET.CLASS_KEYPOINTS is {list(c.CLASS_KEYPOINTS)}, but dataset "
+            f"{names[0]!r} gives its classes the keypoints {per_class}: set it so, or leave it "
+            "empty to take the dataset's"
+        )
+    if not c.KEYPOINT_FLIP_INDICES and meta.get("keypoint_flip_map") is not None:
+        c.KEYPOINT_FLIP_INDICES = create_keypoint_hflip_indices(names[:1])
 
 
 def prepare_datasets(cfg: CfgNode, training: bool = True) -> None:

@@ -28,7 +28,12 @@ from ..data.frame_pairs import CenterTrackDatasetMapper
 from ..data.mapper import CenterNetDatasetMapper
 from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
 from ..data.video import build_video_test_loader
-from ..evaluation import FrameDetectionsEvaluator, MOTEvaluator, PascalVOCEvaluator
+from ..evaluation import (
+    FrameDetectionsEvaluator,
+    MOTEvaluator,
+    PascalVOCEvaluator,
+    build_coco_evaluator,
+)
 from ..layers import ModulatedDeformConv2d
 from ..modeling.tracking import CenterTrack
 from ..modeling.tta import CenterNetWithTTA
@@ -230,8 +235,14 @@ class Trainer(DefaultTrainer):
         kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "coco")
         if kind == "coco":
             # the fast path: Detectron2's compiled COCOeval, or faster-coco-eval's in the
-            # pure-Python install (tools/detectron2_pure/fast_eval_api.py); same AP
-            return COCOEvaluator(dataset_name, output_dir=output_folder)
+            # pure-Python install (tools/detectron2_pure/fast_eval_api.py); same AP; keypoint
+            # AP too with MODEL.KEYPOINT_ON
+            return build_coco_evaluator(
+                dataset_name,
+                output_folder,
+                keypoints=cfg.MODEL.KEYPOINT_ON,
+                oks_sigmas=cfg.TEST.KEYPOINT_OKS_SIGMAS,
+            )
         if kind == "pascal_voc":
             return PascalVOCEvaluator(dataset_name)
         if kind == "mot":

@@ -1,6 +1,15 @@
-"""Evaluators beyond Detectron2's own (COCO datasets use Detectron2's ``COCOEvaluator``)."""
+"""Evaluators beyond Detectron2's own (COCO datasets use Detectron2's ``COCOEvaluator``, built
+by :func:`build_coco_evaluator` for keypoints)."""
 
+from .coco import build_coco_evaluator, keypoint_oks_sigmas
 from .mot import FrameDetectionsEvaluator, MOTEvaluator, mot_metrics
 from .pascal_voc import PascalVOCEvaluator
 
-__all__ = ["FrameDetectionsEvaluator", "MOTEvaluator", "PascalVOCEvaluator", "mot_metrics"]
+__all__ = [
+    "FrameDetectionsEvaluator",
+    "MOTEvaluator",
+    "PascalVOCEvaluator",
+    "build_coco_evaluator",
+    "keypoint_oks_sigmas",
+    "mot_metrics",
+]

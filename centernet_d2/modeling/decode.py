@@ -154,8 +154,13 @@ def decode_boxes(
     Returns:
         boxes (N, T, 4) float32 XYXY in input pixels, scores (N, T), classes (N, T) long.
     """
-    N, K, H, W = heatmap_logits.shape
     scores, classes, pos = topk_peaks(heatmap_logits, k)
+    return _size_offset_boxes_at(pos, size, offset, stride), scores, classes
+
+
+def _size_offset_boxes_at(pos: Tensor, size: Tensor, offset: Tensor, stride: int) -> Tensor:
+    """(N, T, 4) XYXY input pixels of the size / offset boxes (N, 2, H, W) at positions (N, T)."""
+    W = size.shape[-1]
     # float32 positions and sums: in bfloat16 (autocast) x + dx rounds to a whole cell at x > 128
     x = (pos % W).float()
     y = torch.div(pos, W, rounding_mode="floor").float()
@@ -163,8 +168,7 @@ def decode_boxes(
     gather = pos[:, None, :].expand(-1, 2, -1)  # (N, 2, T)
     wh = size.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 2)
     center = xy + offset.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 2)
-    boxes = torch.cat([center - wh / 2, center + wh / 2], dim=2) * stride
-    return boxes, scores, classes
+    return torch.cat([center - wh / 2, center + wh / 2], dim=2) * stride
 
 
 def decode_ltrb_boxes(
@@ -229,8 +233,8 @@ def decode_levels(
 
 
 def decode_predictions(
-    predictions: Dict[str, Tensor], stride: int, k: int, box_head: str
-) -> Tuple[Tensor, Tensor, Tensor]:
+    predictions: Dict[str, Tensor], stride: int, k: int, box_head: str, with_positions=False
+) -> Tuple[Tensor, ...]:
     """:func:`decode_ltrb_boxes` of the head's outputs for the "ltrb" box head, else
     :func:`decode_boxes` of "size" and "offset".
 
@@ -238,14 +242,18 @@ def decode_predictions(
         predictions: "heatmap" (N, K, H, W) logits and "box" (N, 4, H, W) ("ltrb") or "size"
             and "offset" (N, 2, H, W) ("size_offset"), in cells.
         box_head: the head's ``box_head``.
+        with_positions: also return the detections' peak positions, for the other outputs at
+            the peaks (keypoints).
     Returns:
-        boxes (N, T, 4) XYXY in input pixels, scores (N, T), classes (N, T) long.
+        boxes (N, T, 4) XYXY in input pixels, scores (N, T), classes (N, T) long; with
+        ``with_positions`` positions (N, T) long ``y * W + x``.
     """
+    scores, classes, pos = topk_peaks(predictions["heatmap"], k)
     if box_head == "ltrb":
-        return decode_ltrb_boxes(predictions["heatmap"], predictions["box"], stride, k)
-    return decode_boxes(
-        predictions["heatmap"], predictions["size"], predictions["offset"], stride, k
-    )
+        boxes = _ltrb_boxes_at(pos, predictions["box"], stride)
+    else:
+        boxes = _size_offset_boxes_at(pos, predictions["size"], predictions["offset"], stride)
+    return (boxes, scores, classes, pos) if with_positions else (boxes, scores, classes)
 
 
 def to_instances(
@@ -256,6 +264,7 @@ def to_instances(
     score_thresh: float,
     nms_thresh: Optional[float] = None,
     topk: Optional[int] = None,
+    fields: Optional[Dict[str, Tensor]] = None,
 ) -> List[Instances]:
     """Per image, the detections scoring at least ``score_thresh``, boxes clipped to the image;
     with ``nms_thresh``, then a class-wise NMS of that IoU and the ``topk`` best kept.
@@ -263,6 +272,8 @@ def to_instances(
     Args:
         boxes: (N, T, 4) XYXY input pixels; scores: (N, T); classes: (N, T).
         image_sizes: per image (height, width) before padding.
+        fields: more per-detection fields, name -> (N, T, ...), kept alike (e.g.
+            "pred_keypoints" (N, T, J, 3)).
     """
     results = []
     for i, image_size in enumerate(image_sizes):
@@ -272,6 +283,8 @@ def to_instances(
         result = Instances(
             image_size, pred_boxes=pred_boxes, scores=scores[i][keep], pred_classes=classes[i][keep]
         )
+        for name, value in (fields or {}).items():
+            result.set(name, value[i][keep])
         if nms_thresh is not None:
             kept = batched_nms(pred_boxes.tensor, result.scores, result.pred_classes, nms_thresh)
             result = result[kept[:topk]]

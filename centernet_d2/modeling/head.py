@@ -51,6 +51,7 @@ class CenterNetHead(nn.Module):
         box_head: str = "size_offset",
         ltrb_scale: float = 4.0,
         per_level: bool = False,
+        num_keypoints: int = 0,
         extra_outputs: Optional[Dict[str, int]] = None,
     ):
         """
@@ -66,6 +67,9 @@ class CenterNetHead(nn.Module):
             ltrb_scale: cells per unit of the ltrb branch's ReLU output (TTFNet's
                 ``wh_offset_base`` of 16 pixels is 4 cells at stride 4).
             per_level: outputs as lists over the input levels, branches shared (see above).
+            num_keypoints: J > 0 adds the keypoint branches (:mod:`.keypoints`): "keypoints"
+                (2J offsets of the keypoints from the cell), "keypoint_heatmap" (J logits,
+                initialised as the heatmap's) and "keypoint_offset" (2, the sub-cell offset).
             extra_outputs: more branches, name -> output channels, built as the box branches
                 (tracking's "displacement": 2); their outputs are returned under their names.
         """
@@ -93,6 +97,12 @@ class CenterNetHead(nn.Module):
             outputs = {"heatmap": num_classes, "box": 4}
         else:
             outputs = {"heatmap": num_classes, "size": 2, "offset": 2}
+        if num_keypoints < 0:
+            raise ValueError(f"MODEL.CENTERNET.NUM_KEYPOINTS must be >= 0, got {num_keypoints}")
+        if num_keypoints:
+            outputs.update(
+                keypoints=2 * num_keypoints, keypoint_heatmap=num_keypoints, keypoint_offset=2
+            )
         clashes = sorted(set(outputs) & set(extra_outputs or {}))
         if clashes:
             raise ValueError(f"extra_outputs {clashes} are names of the head's own branches")
@@ -105,6 +115,8 @@ class CenterNetHead(nn.Module):
         )
         bias = -math.log((1 - prior_prob) / prior_prob)
         nn.init.constant_(self.branches["heatmap"][-1].bias, bias)
+        if num_keypoints:
+            nn.init.constant_(self.branches["keypoint_heatmap"][-1].bias, bias)
         if box_head == "ltrb":
             nn.init.constant_(self.branches["box"][-1].bias, LTRB_INIT / ltrb_scale)
             if per_level:
@@ -144,6 +156,7 @@ class CenterNetHead(nn.Module):
             "box_head": c.BOX_HEAD,
             "ltrb_scale": c.LTRB_SCALE,
             "per_level": c.TARGET_KIND == "multilevel",
+            "num_keypoints": c.NUM_KEYPOINTS if cfg.MODEL.KEYPOINT_ON else 0,
         }
 
     def forward(self, features: List[Tensor]) -> Dict[str, Union[Tensor, List[Tensor]]]:
@@ -152,7 +165,9 @@ class CenterNetHead(nn.Module):
             features: one (N, C, H, W) map, or with ``per_level`` one per level.
         Returns:
             "heatmap": (N, K, H, W) logits; "size_offset": "size" (N, 2, H, W) and "offset"
-            (N, 2, H, W); "ltrb": "box" (N, 4, H, W) >= 0; all in cells. With ``per_level``
+            (N, 2, H, W); "ltrb": "box" (N, 4, H, W) >= 0; all in cells; with keypoints
+            "keypoints" (N, 2J, H, W), "keypoint_heatmap" (N, J, H, W) logits and
+            "keypoint_offset" (N, 2, H, W), in cells. With ``per_level``
             each is a list of these over the levels.
         """
         if not self.per_level:

@@ -7,7 +7,8 @@ Shape shorthand:
     P: positions of all levels (multi-level CenterNet).
 """
 
-from typing import Dict, List, Sequence, Union
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from detectron2.config import configurable
@@ -21,12 +22,21 @@ from torch import Tensor, nn
 
 from .decode import decode_levels, decode_predictions, to_instances
 from .head import CenterNetHead
+from .keypoints import (
+    KeypointSettings,
+    class_keypoint_mask,
+    decode_keypoints,
+    keypoint_offset_loss,
+    keypoint_targets,
+)
 from .level_targets import LevelTargets, build_level_targets, flatten_levels
 from .losses import LossSettings, heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
 from .targets import CenterNetTargets, TargetSettings, build_targets
 
 __all__ = ["CenterNet"]
 
+# The keypoint losses, each divided by the labelled keypoints per image batch.
+_KEYPOINT_LOSSES = ("loss_keypoints", "loss_keypoint_heatmap", "loss_keypoint_offset")
 # Smallest normaliser of the ltrb loss (TTFNet's epsilon of its weight sum): no division by zero
 # in a batch without objects, where the weighted sum is 0 as well.
 _MIN_BOX_WEIGHT_SUM = 1e-4
@@ -68,6 +78,7 @@ class CenterNet(DenseDetector):
         test_pre_nms_topk: int = 1000,
         channels_last: bool = False,
         class_names: Sequence[str] = (),
+        keypoint_settings: Optional[KeypointSettings] = None,
     ):
         """
         Args:
@@ -87,6 +98,8 @@ class CenterNet(DenseDetector):
             class_names: names of the classes 0..K-1, if known; saved in checkpoints and export
                 metadata (:class:`~centernet_d2.engine.checkpoint.SafeCheckpointer` fills them
                 from a checkpoint when empty).
+            keypoint_settings: keypoints of the objects (:mod:`.keypoints`; the head needs
+                their branches), or None for boxes alone.
         """
         super().__init__(
             backbone, head, head_in_features, pixel_mean=pixel_mean, pixel_std=pixel_std
@@ -107,6 +120,13 @@ class CenterNet(DenseDetector):
                 f"MODEL.CENTERNET.SIZE_RANGES has {len(target_settings.size_ranges)} ranges for "
                 f"{len(head_in_features)} levels {head_in_features}: give one per level"
             )
+        if keypoint_settings is not None and multilevel:
+            raise ValueError(
+                "keypoints (MODEL.KEYPOINT_ON) need a single-level CenterNet, not TARGET_KIND "
+                "'multilevel'"
+            )
+        if keypoint_settings is not None and "keypoints" not in head.branches:
+            raise ValueError("keypoint_settings need a head with keypoint branches")
         if test_topk < 0:
             raise ValueError(f"TEST.DETECTIONS_PER_IMAGE must be >= 0, got {test_topk}")
         self.strides = [backbone.output_shape()[f].stride for f in head_in_features]
@@ -119,6 +139,14 @@ class CenterNet(DenseDetector):
         self.test_pre_nms_topk = test_pre_nms_topk
         self.channels_last = channels_last
         self.class_names = list(class_names)
+        self.keypoint_settings = keypoint_settings
+        if keypoint_settings is not None:
+            mask = class_keypoint_mask(
+                keypoint_settings.class_keypoints,
+                head.branches["heatmap"][-1].out_channels,
+                keypoint_settings.num_keypoints,
+            )
+            self.register_buffer("keypoint_class_mask", mask, persistent=False)  # (K, J)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -137,6 +165,20 @@ class CenterNet(DenseDetector):
             weights["loss_box"] = c.BOX_WEIGHT
         else:
             weights.update(loss_size=c.SIZE_WEIGHT, loss_offset=c.OFFSET_WEIGHT)
+        keypoint_settings = None
+        if cfg.MODEL.KEYPOINT_ON:
+            weights.update(
+                loss_keypoints=c.KEYPOINT_WEIGHT,
+                loss_keypoint_heatmap=c.KEYPOINT_HEATMAP_WEIGHT,
+                loss_keypoint_offset=c.KEYPOINT_OFFSET_WEIGHT,
+            )
+            keypoint_settings = KeypointSettings(
+                num_keypoints=c.NUM_KEYPOINTS,
+                class_keypoints=tuple(tuple(k) for k in c.CLASS_KEYPOINTS),
+                min_overlap=c.MIN_OVERLAP,
+                snap=c.KEYPOINT_SNAP,
+                snap_thresh=c.KEYPOINT_SNAP_THRESH,
+            )
         return {
             "backbone": backbone,
             "head": CenterNetHead(cfg, shapes),
@@ -160,6 +202,7 @@ class CenterNet(DenseDetector):
             "test_pre_nms_topk": c.PRE_NMS_TOPK_TEST,
             "channels_last": c.CHANNELS_LAST,
             "class_names": c.CLASS_NAMES,
+            "keypoint_settings": keypoint_settings,
         }
 
     @property
@@ -203,7 +246,7 @@ class CenterNet(DenseDetector):
                 self.strides,
                 self.target_settings,
             )
-        return build_targets(
+        targets = build_targets(
             gt_instances,
             images.image_sizes,
             predictions["heatmap"].shape,
@@ -211,6 +254,17 @@ class CenterNet(DenseDetector):
             self.target_settings,
             with_ltrb=self.box_head == "ltrb",
         )
+        if self.keypoint_settings is None:
+            return targets
+        keypoints = keypoint_targets(
+            gt_instances,
+            images.image_sizes,
+            predictions["heatmap"].shape[1],
+            predictions["keypoint_heatmap"].shape,
+            self.stride,
+            self.keypoint_settings.min_overlap,
+        )
+        return dataclasses.replace(targets, keypoints=keypoints)
 
     def losses(
         self, predictions: Dict[str, Tensor], targets: Union[CenterNetTargets, LevelTargets]
@@ -239,7 +293,30 @@ class CenterNet(DenseDetector):
                 target = getattr(targets, name)
                 losses[f"loss_{name}"] = l1_at_peaks(predictions[name], targets.index, target)
                 normalizers[f"loss_{name}"] = normalizer
+        if targets.keypoints is not None:
+            losses.update(self._keypoint_losses(predictions, targets))
+            num = float(targets.keypoints.num_labelled)
+            get_event_storage().put_scalar("num_keypoints", num)
+            num = max(self._mean_over_workers(num), 1.0)
+            normalizers.update(dict.fromkeys(_KEYPOINT_LOSSES, num))
         return {k: v * (s.weights[k] / normalizers[k]) for k, v in losses.items()}
+
+    def _keypoint_losses(
+        self, predictions: Dict[str, Tensor], targets: CenterNetTargets
+    ) -> Dict[str, Tensor]:
+        """The keypoint losses, sums over the labelled keypoints (CenterNet divides each by
+        their number): the L1 of the keypoints regressed at the centres, the focal loss of the
+        keypoint heatmap, the L1 of its sub-cell offset at the keypoints' cells."""
+        k, s = targets.keypoints, self.loss_settings
+        return {
+            "loss_keypoints": keypoint_offset_loss(
+                predictions["keypoints"], targets.index, k.offset, k.labelled
+            ),
+            "loss_keypoint_heatmap": heatmap_focal_loss(
+                predictions["keypoint_heatmap"], k.heatmap, s.focal_alpha, s.focal_beta
+            ),
+            "loss_keypoint_offset": l1_at_peaks(predictions["keypoint_offset"], k.index, k.subcell),
+        }
 
     def _level_losses(
         self, predictions: Dict[str, List[Tensor]], targets: LevelTargets, normalizer: float
@@ -291,10 +368,38 @@ class CenterNet(DenseDetector):
                 self.test_nms_thresh,
                 self.test_topk,
             )
-        boxes, scores, classes = decode_predictions(
-            predictions, self.stride, self.test_topk, self.box_head
+        if self.keypoint_settings is None:
+            boxes, scores, classes = decode_predictions(
+                predictions, self.stride, self.test_topk, self.box_head
+            )
+            return to_instances(boxes, scores, classes, images.image_sizes, self.test_score_thresh)
+        boxes, scores, classes, keypoints = self.decode_with_keypoints(predictions)
+        return to_instances(
+            boxes,
+            scores,
+            classes,
+            images.image_sizes,
+            self.test_score_thresh,
+            fields={"pred_keypoints": keypoints},
         )
-        return to_instances(boxes, scores, classes, images.image_sizes, self.test_score_thresh)
+
+    def decode_with_keypoints(self, predictions: Dict[str, Tensor]):
+        """The single-level decoding with each detection's keypoints
+        (:func:`~.keypoints.decode_keypoints`): boxes (N, T, 4), scores (N, T), classes (N, T),
+        keypoints (N, T, J, 3) in input pixels; tensor-only (export traces it)."""
+        boxes, scores, classes, positions = decode_predictions(
+            predictions, self.stride, self.test_topk, self.box_head, with_positions=True
+        )
+        keypoints = decode_keypoints(
+            predictions,
+            positions,
+            boxes,
+            classes,
+            self.stride,
+            self.keypoint_settings,
+            self.keypoint_class_mask,
+        )
+        return boxes, scores, classes, keypoints
 
     def forward(self, batched_inputs: List[Dict[str, Tensor]]):
         """Training: the weighted losses of the batch. Inference: ``[{"instances": ...}]`` in

@@ -15,7 +15,7 @@ horizontal flip of the padded input, which flip test-time augmentation relies on
 """
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from detectron2.structures import Instances
@@ -31,6 +31,7 @@ __all__ = [
     "draw_gaussians",
     "ltrb_targets",
     "batch_objects",
+    "center_cells",
     "build_targets",
 ]
 
@@ -258,6 +259,8 @@ class CenterNetTargets:
         box: (N, 4, H, W) ltrb regression targets in cells (:func:`ltrb_targets`), or None when
             not requested.
         box_weight: (N, H, W) weight of each cell's ltrb target, or None.
+        keypoints: the objects' keypoint targets (:class:`~.keypoints.KeypointTargets`), or
+            None.
         num_objects: number of objects M (degenerate boxes excluded).
     """
 
@@ -267,6 +270,7 @@ class CenterNetTargets:
     offset: Tensor
     box: Optional[Tensor] = None
     box_weight: Optional[Tensor] = None
+    keypoints: Optional[Any] = None
 
     @property
     def num_objects(self) -> int:
@@ -275,8 +279,11 @@ class CenterNetTargets:
 
 @torch.no_grad()
 def batch_objects(
-    gt_instances: List[Instances], image_sizes: List[Tuple[int, int]], num_classes: int
-) -> Tuple[Tensor, Tensor, Tensor]:
+    gt_instances: List[Instances],
+    image_sizes: List[Tuple[int, int]],
+    num_classes: int,
+    return_keep: bool = False,
+) -> Tuple[Tensor, ...]:
     """The objects of a batch as one set: boxes clipped to their image, those with no area left
     (zero, negative or outside the image) dropped.
 
@@ -284,7 +291,9 @@ def batch_objects(
         ValueError: a class id outside [0, K).
 
     Returns:
-        boxes (M, 4) XYXY input pixels, classes (M,) long, image (M,) long index of each.
+        boxes (M, 4) XYXY input pixels, classes (M,) long, image (M,) long index of each; with
+        ``return_keep`` also keep (M0,) bool over the batch's objects in order (the M kept),
+        for the objects' other fields (e.g. keypoints).
     """
     K = num_classes
     boxes = torch.cat([x.gt_boxes.tensor for x in gt_instances])  # (M, 4)
@@ -303,7 +312,20 @@ def batch_objects(
     limit = hw.flip(1).repeat(1, 2)  # (M, 4) as (w, h, w, h)
     boxes = torch.minimum(boxes.clamp(min=0), limit)
     keep = (boxes[:, 2:] > boxes[:, :2]).all(dim=1)
+    if return_keep:
+        return boxes[keep], classes[keep], image[keep], keep
     return boxes[keep], classes[keep], image[keep]
+
+
+def center_cells(boxes: Tensor, stride: int, height: int, width: int) -> Tuple[Tensor, Tensor]:
+    """The centres of boxes (M, 4) XYXY input pixels on an output grid of ``height`` x
+    ``width`` cells: centres (M, 2) float (x, y) in cells and their cells (M, 2) long, the
+    centre's floor clamped to the grid (a centre on the padded border belongs to the last cell).
+    """
+    centers = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (M, 2) cells
+    cells = centers.floor().long()
+    cells = torch.minimum(cells, torch.tensor([width - 1, height - 1], device=boxes.device))
+    return centers, cells
 
 
 @torch.no_grad()
@@ -336,12 +358,9 @@ def build_targets(
     """
     N, K, H, W = shape
     boxes, classes, image = batch_objects(gt_instances, image_sizes, K)
-    device = boxes.device
     sizes = (boxes[:, 2:] - boxes[:, :2]) / stride  # (M, 2) cells
 
-    centers = (boxes[:, :2] + boxes[:, 2:]) / (2 * stride)  # (M, 2) cells
-    cells = centers.floor().long()
-    cells = torch.minimum(cells, torch.tensor([W - 1, H - 1], device=device))
+    centers, cells = center_cells(boxes, stride, H, W)  # (M, 2) cells
     if settings.kind == "cornernet":  # as the paper's code: int(radius(ceil(h), ceil(w)))
         radius = cornernet_paper_radius(sizes.ceil(), settings.min_overlap)
         radii = radius.floor().long()[:, None].expand(-1, 2)

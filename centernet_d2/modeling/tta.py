@@ -51,7 +51,10 @@ def mean_probability_logits(logits: Sequence[Tensor]) -> Tensor:
 
 
 def merge_flipped(
-    predictions: Dict[str, Tensor], mirrored: Dict[str, Tensor], box_head: str
+    predictions: Dict[str, Tensor],
+    mirrored: Dict[str, Tensor],
+    box_head: str,
+    keypoint_flip_indices: Optional[Sequence[int]] = None,
 ) -> Dict[str, Tensor]:
     """Merge the head's outputs on images and on their horizontal mirror images (the whole padded
     input flipped, so output cell x of the mirror is cell W - 1 - x of the image).
@@ -62,13 +65,21 @@ def merge_flipped(
       * "box" (ltrb): mean of the two, the mirror's l and r swapped (a cell centre maps onto a
         cell centre, see :mod:`.targets`);
       * "offset": the image's alone, as CenterNet's reference code (a mirrored sub-cell offset
-        belongs to the neighbouring cell when the centre is not on a cell boundary).
+        belongs to the neighbouring cell when the centre is not on a cell boundary);
+      * keypoints (the paper's flip test), their types swapped by ``keypoint_flip_indices``
+        (Detectron2's ``create_keypoint_hflip_indices``: keypoint j of the mirror is keypoint
+        ``keypoint_flip_indices[j]`` of the image): "keypoint_heatmap" as "heatmap";
+        "keypoints" the mean offset, a mirrored x offset ``dx'`` from a mirrored cell being
+        ``1 - dx'`` from the cell (a cell spans [x, x + 1) cells); "keypoint_offset" as
+        "offset".
 
     Args:
         predictions, mirrored: the head's outputs, "heatmap" (N, K, H, W) logits and "size" /
             "offset" (N, 2, H, W) (``box_head`` "size_offset") or "box" (N, 4, H, W) ("ltrb"),
-            in cells.
+            in cells; with keypoints "keypoints" (N, 2J, H, W), "keypoint_heatmap" (N, J, H, W)
+            and "keypoint_offset" (N, 2, H, W).
         box_head: the head's ``box_head``.
+        keypoint_flip_indices: J indices; None: keypoints are not swapped.
     Returns:
         the merged outputs, same keys and shapes.
     """
@@ -79,6 +90,18 @@ def merge_flipped(
     else:
         merged["size"] = (predictions["size"] + back["size"]) / 2
         merged["offset"] = predictions["offset"]
+    if "keypoints" in predictions:
+        N, J2, H, W = predictions["keypoints"].shape
+        order = list(range(J2 // 2)) if keypoint_flip_indices is None else keypoint_flip_indices
+        order = torch.as_tensor(list(order), dtype=torch.long, device=back["keypoints"].device)
+        heat = back["keypoint_heatmap"][:, order]
+        offsets = back["keypoints"].view(N, J2 // 2, 2, H, W)[:, order]
+        offsets = torch.stack([1 - offsets[:, :, 0], offsets[:, :, 1]], dim=2).view(N, J2, H, W)
+        merged["keypoint_heatmap"] = mean_probability_logits(
+            [predictions["keypoint_heatmap"], heat]
+        )
+        merged["keypoints"] = (predictions["keypoints"] + offsets) / 2
+        merged["keypoint_offset"] = predictions["keypoint_offset"]
     return merged
 
 
@@ -136,6 +159,7 @@ class CenterNetWithTTA(nn.Module):
         min_sizes: Sequence[int] = (),
         max_size: int = 4000,
         nms_thresh: float = 0.5,
+        keypoint_flip_indices: Optional[Sequence[int]] = None,
     ):
         """
         Args:
@@ -144,6 +168,9 @@ class CenterNetWithTTA(nn.Module):
             min_sizes: run at each of these short sides (long side at most ``max_size``), input
                 pixels, and merge the detections; empty: the inputs' own size alone.
             nms_thresh: IoU of the class-wise NMS that merges the detections of several scales.
+            keypoint_flip_indices: for a model with keypoints, keypoint j of a mirror image is
+                keypoint ``keypoint_flip_indices[j]`` (``MODEL.CENTERNET.KEYPOINT_FLIP_INDICES``);
+                None: no keypoint is swapped.
         """
         super().__init__()
         if any(int(s) != s or s <= 0 for s in min_sizes):
@@ -157,6 +184,7 @@ class CenterNetWithTTA(nn.Module):
         self.min_sizes = tuple(int(s) for s in min_sizes)
         self.max_size = max_size
         self.nms_thresh = nms_thresh
+        self.keypoint_flip_indices = keypoint_flip_indices
 
     @classmethod
     def from_config(cls, cfg, model: nn.Module):
@@ -167,6 +195,7 @@ class CenterNetWithTTA(nn.Module):
             "min_sizes": tuple(aug.MIN_SIZES),
             "max_size": aug.MAX_SIZE,
             "nms_thresh": cfg.MODEL.CENTERNET.TTA_NMS_THRESH,
+            "keypoint_flip_indices": list(cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES) or None,
         }
 
     def predict(self, images: Tensor) -> Dict[str, Tensor]:
@@ -182,6 +211,7 @@ class CenterNetWithTTA(nn.Module):
                 {k: v[:n] for k, v in out.items()},
                 {k: v[n:] for k, v in out.items()},
                 self.model.box_head,
+                self.keypoint_flip_indices,
             )
         # the multi-level head's outputs are lists over levels: merge each level alike
         levels = [

@@ -5,7 +5,12 @@ import unittest
 import numpy as np
 
 from centernet_d2.data.builtin import BUILTIN_SHAPES_SPLITS
-from centernet_d2.data.shapes_render import SHAPE_CLASSES, render_shapes, render_shapes_image
+from centernet_d2.data.shapes_render import (
+    SHAPE_CLASSES,
+    SHAPE_KEYPOINTS,
+    render_shapes,
+    render_shapes_image,
+)
 from centernet_d2.data.shapes_spec import ShapesSpec
 
 
@@ -38,6 +43,11 @@ class TestShapesRender(unittest.TestCase):
             self.assertTrue(8 <= max(w, h) <= 48, obj)
             self.assertTrue(0 <= x and 0 <= y and x + w <= 96 and y + h <= 72, obj)
             self.assertIn(obj["category_id"], range(1, len(SHAPE_CLASSES) + 1))
+            # x, y, v per keypoint of the class, in the box (continuous pixels)
+            kp = obj["keypoints"]
+            self.assertEqual(len(kp), 3 * len(SHAPE_KEYPOINTS[obj["category_id"] - 1]))
+            for kx, ky in zip(kp[0::3], kp[1::3]):
+                self.assertTrue(x <= kx <= x + w and y <= ky <= y + h, obj)
 
     def test_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "index"):

@@ -4,6 +4,7 @@ import json
 import os
 import tempfile
 import unittest
+from unittest import mock
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -14,8 +15,8 @@ from centernet_d2.data import (
     register_all_shapes,
     shapes_dataset_paths,
 )
-from centernet_d2.data.builtin import BUILTIN_SHAPES_SPLITS
-from centernet_d2.data.shapes_render import GENERATOR_VERSION
+from centernet_d2.data.builtin import BUILTIN_SHAPES_SPLITS, shapes_keypoint_layout
+from centernet_d2.data.shapes_render import GENERATOR_VERSION, SHAPE_KEYPOINTS
 from centernet_d2.data.synthetic import ShapesSpec, generate_shapes_split
 
 
@@ -72,6 +73,9 @@ class TestShapesGenerator(unittest.TestCase):
         self.assertGreaterEqual(len(cats), 3)
         self.assertEqual([c["id"] for c in cats], list(range(1, len(cats) + 1)))
         self.assertEqual([c["name"] for c in cats], list(SHAPE_CLASSES))
+        self.assertEqual([c["keypoints"] for c in cats], [list(k) for k in SHAPE_KEYPOINTS])
+        self.assertEqual(cats[0]["skeleton"], [])  # circle
+        self.assertEqual(cats[4]["skeleton"], [[1, 3], [2, 4]])  # cross: the two bars
         self.assertEqual(len(coco["images"]), n)
         per_image = {im["id"]: 0 for im in coco["images"]}
         for im in coco["images"]:
@@ -88,6 +92,13 @@ class TestShapesGenerator(unittest.TestCase):
             self.assertEqual(a["iscrowd"], 0)
             self.assertGreater(a["area"], 0)
             self.assertLessEqual(a["area"], w * h)
+            # keypoints in COCO's convention: continuous position - 0.5, within the box
+            kp = a["keypoints"]
+            self.assertEqual(len(kp), 3 * len(SHAPE_KEYPOINTS[a["category_id"] - 1]))
+            self.assertEqual(a["num_keypoints"], sum(v > 0 for v in kp[2::3]))
+            for kx, ky, v in zip(kp[0::3], kp[1::3], kp[2::3]):
+                self.assertIn(v, (1, 2))  # shapes lie inside the image
+                self.assertTrue(x <= kx + 0.5 <= x + w and y <= ky + 0.5 <= y + h, a)
         self.assertTrue(all(1 <= k <= 8 for k in per_image.values()), per_image)
         # all classes occur, and the task is not one object per image
         self.assertEqual({a["category_id"] for a in coco["annotations"]}, {c["id"] for c in cats})
@@ -168,6 +179,9 @@ class TestBuiltinShapes(unittest.TestCase):
             self.assertEqual(meta.evaluator_type, "coco")
             self.assertTrue(meta.json_file.endswith(".json"))
             self.assertTrue(meta.image_root)
+            # keypoint metadata from registration on, without generating the data
+            self.assertEqual(len(meta.keypoint_names), 16)
+            self.assertEqual(meta.class_keypoints, shapes_keypoint_layout().class_keypoints)
 
     def test_lazy_generation(self):
         name = "shapes_test_lazy_generation"
@@ -175,7 +189,8 @@ class TestBuiltinShapes(unittest.TestCase):
             register_all_shapes(tmp, {name: ("tiny", ShapesSpec(num_images=2, seed=3))})
             try:
                 self.assertEqual(os.listdir(tmp), [])  # registering writes nothing
-                dicts = DatasetCatalog.get(name)
+                with mock.patch.object(tempfile, "tempdir", tmp):  # the union json's cache
+                    dicts = DatasetCatalog.get(name)
                 json_file, image_root = shapes_dataset_paths(tmp, "tiny")
                 self.assertEqual(MetadataCatalog.get(name).json_file, json_file)
                 self.assertTrue(os.path.isfile(json_file))
@@ -185,6 +200,10 @@ class TestBuiltinShapes(unittest.TestCase):
                     self.assertTrue(os.path.isfile(d["file_name"]))
                     for a in d["annotations"]:  # contiguous ids after load_coco_json
                         self.assertIn(a["category_id"], range(len(SHAPE_CLASSES)))
+                        self.assertEqual(len(a["keypoints"]), 3 * 16)  # the union layout
+                meta = MetadataCatalog.get(name)
+                self.assertTrue(meta.keypoint_json_file.startswith(tmp))
+                self.assertTrue(os.path.isfile(meta.keypoint_json_file))
                 self.assertEqual(centernet_d2.data.ensure_builtin_generated(name), json_file)
             finally:
                 DatasetCatalog.remove(name)

@@ -1,0 +1,102 @@
+"""tools/train_net.py with keypoints: a generated COCO-keypoints json (per-class keypoint sets,
+a class without any) through --coco-dataset, training, evaluation (box and keypoint AP),
+--eval-only and test-time augmentation; and the errors of keypoint settings."""
+
+import math
+import os
+import tempfile
+import unittest
+
+from centernet_d2.data import register_coco_dataset
+from centernet_d2.engine.defaults import fill_keypoint_settings
+from centernet_d2.evaluation import keypoint_oks_sigmas
+from tests.common import TINY, load_tool, model_cfg, write_boxes_coco
+
+train_net = load_tool("train_net")
+KEYPOINT_CONFIG = os.path.join(
+    os.path.dirname(__file__), "..", "..", "configs", "CPU",
+    "centernet_keypoints_MobileNetV3_small_FPN_shapes.yaml",
+)  # fmt: skip
+
+
+def run_main(argv):
+    return train_net.main(train_net.argument_parser().parse_args(argv))
+
+
+class TestKeypointTraining(unittest.TestCase):
+    """Train on a set the model learns: squares, one class with two keypoints (a left / right
+    pair, swapped by the training's flips), one without."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        json_file = write_boxes_coco(cls.tmp.name, keypoints=True)
+        cls.argv = ["--config-file", KEYPOINT_CONFIG, "--coco-dataset", "kp_boxes", json_file]
+        cls.argv += [os.path.join(cls.tmp.name, "images")] + TINY
+        cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "2", "MODEL.CENTERNET.NUM_KEYPOINTS", "2"]
+        cls.argv += [
+            "TEST.KEYPOINT_OKS_SIGMAS",
+            "(0.067, 0.067)",
+            "DATASETS.TRAIN",
+            "('kp_boxes',)",
+        ]
+        cls.argv += ["DATASETS.TEST", "('kp_boxes',)", "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)"]
+        cls.argv += ["INPUT.CENTERNET.SCALE_RANGE", "(0.9, 1.1)", "INPUT.MIN_SIZE_TEST", "64"]
+        cls.argv += ["INPUT.MAX_SIZE_TEST", "64", "SOLVER.WARMUP_ITERS", "20"]
+        cls.out = os.path.join(cls.tmp.name, "out")
+        opts = ["SOLVER.MAX_ITER", "400", "SOLVER.IMS_PER_BATCH", "8", "OUTPUT_DIR", cls.out]
+        cls.results = run_main(cls.argv + opts)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_keypoint_ap_next_to_box_ap(self):
+        self.assertIn("AP", self.results["bbox"])
+        # learnt, if not well in 400 iterations (box AP50 49, keypoint AP50 13 when written)
+        self.assertGreater(self.results["keypoints"]["AP50"], 5)
+        self.assertTrue(math.isnan(self.results["keypoints"]["AP-plain"]))  # no keypoints
+        # the run's config carries what training filled from the dataset
+        cfg = model_cfg(os.path.join(self.out, "config.yaml"))
+        self.assertEqual(cfg.MODEL.CENTERNET.CLASS_KEYPOINTS, [[0, 1], []])
+        self.assertEqual(cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES, [1, 0])
+
+    def test_eval_only_gives_the_same_numbers(self):
+        weights = os.path.join(self.out, "model_final.pth")
+        with tempfile.TemporaryDirectory() as out:
+            argv = ["--eval-only"] + self.argv + ["MODEL.WEIGHTS", weights, "OUTPUT_DIR", out]
+            results = run_main(argv + ["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()"])
+        for task in ("bbox", "keypoints"):
+            for key in ("AP", "AP50", "AP75"):
+                self.assertAlmostEqual(results[task][key], self.results[task][key], places=6)
+        # with flip test-time augmentation (keypoint heatmaps averaged with left / right swapped)
+        self.assertIn("AP", results["keypoints_TTA"])
+
+    def test_keypoint_settings_errors(self):
+        cfg = model_cfg(KEYPOINT_CONFIG, "DATASETS.TRAIN", "('shapes_val',)")
+        cfg.MODEL.CENTERNET.NUM_KEYPOINTS = 17
+        with self.assertRaisesRegex(ValueError, "NUM_KEYPOINTS 16"):
+            fill_keypoint_settings(cfg)
+        cfg.MODEL.CENTERNET.NUM_KEYPOINTS = 16
+        cfg.MODEL.CENTERNET.CLASS_KEYPOINTS = [[0]] * 5
+        with self.assertRaisesRegex(ValueError, "CLASS_KEYPOINTS is"):
+            fill_keypoint_settings(cfg)
+        cfg.MODEL.CENTERNET.CLASS_KEYPOINTS = []
+        fill_keypoint_settings(cfg)
+        self.assertEqual(cfg.MODEL.CENTERNET.CLASS_KEYPOINTS[:2], [[], [0, 1, 2]])
+        # the flip map swaps left and right: triangle_right (1) <-> triangle_left (2)
+        self.assertEqual(cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES[:3], [0, 2, 1])
+        with self.assertRaisesRegex(ValueError, "TEST.KEYPOINT_OKS_SIGMAS is empty"):
+            keypoint_oks_sigmas("kp_boxes", [])
+        with self.assertRaisesRegex(ValueError, "has 3 values"):
+            keypoint_oks_sigmas("kp_boxes", [0.1, 0.1, 0.1])
+        with tempfile.TemporaryDirectory() as root:
+            json_file = write_boxes_coco(root)
+            register_coco_dataset("kp_boxes_only", json_file, os.path.join(root, "images"))
+            boxes_only = model_cfg(KEYPOINT_CONFIG, "DATASETS.TRAIN", "('kp_boxes_only',)")
+            with self.assertRaisesRegex(ValueError, "has no keypoints"):
+                fill_keypoint_settings(boxes_only)
+
+
+if __name__ == "__main__":
+    unittest.main()
