@@ -255,6 +255,19 @@ def write_yolo_folder(
             f.write("\n".join(class_names) + "\n")
 
 
+def boxes_coco_argv(config_file: str, name: str, root: str, json_file: str) -> List[str]:
+    """``tools/train_net.py`` arguments that train and evaluate ``config_file`` on the set of
+    :func:`write_boxes_coco` (``json_file``, images in ``root/images``) registered as ``name``,
+    at its 64 px, with :data:`TINY`."""
+    return [
+        "--config-file", config_file, "--coco-dataset", name, json_file,
+        os.path.join(root, "images"), *TINY,
+        "DATASETS.TRAIN", f"('{name}',)", "DATASETS.TEST", f"('{name}',)",
+        "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)", "INPUT.CENTERNET.SCALE_RANGE", "(0.9, 1.1)",
+        "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64", "SOLVER.WARMUP_ITERS", "20",
+    ]  # fmt: skip
+
+
 def write_boxes_coco(
     root: str, num_images: int = 8, size: int = 64, seed: int = 0, keypoints: bool = False
 ) -> str:

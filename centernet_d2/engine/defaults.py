@@ -138,9 +138,9 @@ def fill_class_names(cfg: CfgNode, training: bool = True) -> List[str]:
 def fill_keypoint_settings(cfg: CfgNode, training: bool = True) -> None:
     """With ``MODEL.KEYPOINT_ON``: check ``MODEL.CENTERNET.NUM_KEYPOINTS`` against the keypoints
     of the first dataset of ``DATASETS.TRAIN`` (training) or ``DATASETS.TEST``, and fill
-    ``CLASS_KEYPOINTS`` and ``KEYPOINT_FLIP_INDICES`` from its metadata where empty (checked
-    where set), so that the run's ``config.yaml`` carries them; ``cfg`` must not be frozen.
-    ``ValueError`` when the dataset has no keypoints or other ones."""
+    ``CLASS_KEYPOINTS`` and ``KEYPOINT_FLIP_INDICES`` from its metadata where empty, so that the
+    run's ``config.yaml`` carries them; ``cfg`` must not be frozen. ``ValueError`` when the
+    dataset has no keypoints or other ones than these keys say."""
     c = cfg.MODEL.CENTERNET
     names = list(cfg.DATASETS.TRAIN if training else cfg.DATASETS.TEST)
     if not cfg.MODEL.KEYPOINT_ON or not names:
@@ -172,8 +172,17 @@ def fill_keypoint_settings(cfg: CfgNode, training: bool = True) -> None:
             f"{names[0]!r} gives its classes the keypoints {per_class}: set it so, or leave it "
             "empty to take the dataset's"
         )
-    if not c.KEYPOINT_FLIP_INDICES and meta.get("keypoint_flip_map") is not None:
-        c.KEYPOINT_FLIP_INDICES = create_keypoint_hflip_indices(names[:1])
+    if meta.get("keypoint_flip_map") is None:
+        return
+    flip = create_keypoint_hflip_indices(names[:1])
+    if not c.KEYPOINT_FLIP_INDICES:
+        c.KEYPOINT_FLIP_INDICES = flip
+    elif list(c.KEYPOINT_FLIP_INDICES) != flip:
+        raise ValueError(
+            f"MODEL.CENTERNET.KEYPOINT_FLIP_INDICES is {list(c.KEYPOINT_FLIP_INDICES)}, but "
+            f"dataset {names[0]!r}'s flip map gives {flip}: set it so, or leave it empty to take "
+            "the dataset's"
+        )
 
 
 def prepare_datasets(cfg: CfgNode, training: bool = True) -> None:

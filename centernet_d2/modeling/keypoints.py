@@ -36,6 +36,8 @@ from .targets import batch_objects, center_cells, cornernet_paper_radius, draw_g
 
 # Keypoint heatmap peaks per keypoint type that snapping considers, at least (CenterNet's K).
 MIN_KEYPOINT_PEAKS = 100
+# Farthest snap, in box sides (the longer): a nearer regressed keypoint is kept (the paper's code).
+SNAP_DISTANCE = 0.3
 
 __all__ = [
     "KeypointSettings",
@@ -223,13 +225,15 @@ def decode_keypoints(
     settings: KeypointSettings,
     class_mask: Optional[Tensor] = None,
 ) -> Tensor:
-    """The keypoints of detections, as the paper decodes them: the J offsets regressed at each
-    detection's peak cell, each then moved to the nearest peak of its keypoint heatmap (3x3
-    local maximum, among its ``max(T, MIN_KEYPOINT_PEAKS)`` best) of probability >=
-    ``settings.snap_thresh`` lying inside the detection's box, if there is one
-    (``settings.snap``). A keypoint's score is the keypoint heatmap's probability where it
-    ends: its peak's, or at its cell when not snapped; keypoints that the detection's class does
-    not have (``class_mask``) score 0. Tensor-only, so ``torch.jit.trace`` works.
+    """The keypoints of detections, as the paper decodes them (its code's
+    ``multi_pose_decode``): the J offsets regressed at each detection's peak cell; with
+    ``settings.snap``, each then moved to the nearest peak of its keypoint heatmap (3x3 local
+    maximum, among its ``max(T, MIN_KEYPOINT_PEAKS)`` best) of probability >=
+    ``settings.snap_thresh``, if that peak lies inside the detection's box and within
+    ``SNAP_DISTANCE`` times the box's longer side of the regressed keypoint. A keypoint's score
+    is the keypoint heatmap's probability where it ends: its peak's, or at its cell when not
+    snapped; keypoints that the detection's class does not have (``class_mask``) score 0.
+    Tensor-only, so ``torch.jit.trace`` works.
 
     Args:
         predictions: "keypoints" (N, 2J, H, W) offsets from the cell in cells,
@@ -269,23 +273,22 @@ def decode_keypoints(
             * stride
         )  # (N, J, P, 2) input pixels
         peak_score = torch.sigmoid(top.float())  # (N, J, P); -inf logits (no peak): 0
-        b = boxes[:, :, None, None, :]  # (N, T, 1, 1, 4)
-        p = peaks[:, None]  # (N, 1, J, P, 2)
-        usable = (
-            (peak_score >= settings.snap_thresh)[:, None]
-            & (p[..., 0] >= b[..., 0])
-            & (p[..., 0] <= b[..., 2])
-            & (p[..., 1] >= b[..., 1])
-            & (p[..., 1] <= b[..., 3])
-        )  # (N, T, J, P)
-        distance = ((keypoints[:, :, :, None] - p) ** 2).sum(dim=4)  # (N, T, J, P)
-        distance = torch.where(usable, distance, torch.full_like(distance, float("inf")))
+        confident = (peak_score >= settings.snap_thresh)[:, None]  # (N, 1, J, P)
+        distance = ((keypoints[:, :, :, None] - peaks[:, None]) ** 2).sum(dim=4)  # (N, T, J, P)
+        distance = torch.where(confident, distance, torch.full_like(distance, float("inf")))
         nearest, best = distance.min(dim=3)  # (N, T, J)
-        snapped = torch.isfinite(nearest)
-        chosen = p.expand(-1, T, -1, -1, -1).gather(
-            3, best[..., None, None].expand(-1, -1, -1, 1, 2)
-        )
-        keypoints = torch.where(snapped[..., None], chosen.squeeze(3), keypoints)
+        index = best[..., None, None].expand(-1, -1, -1, 1, 2)
+        chosen = peaks[:, None].expand(-1, T, -1, -1, -1).gather(3, index).squeeze(3)
+        b = boxes[:, :, None, :]  # (N, T, 1, 4)
+        side = (b[..., 2:] - b[..., :2]).amax(dim=3)  # (N, T, 1) the box's longer side
+        snapped = (
+            (nearest.sqrt() <= SNAP_DISTANCE * side)  # inf (no confident peak): False
+            & (chosen[..., 0] >= b[..., 0])
+            & (chosen[..., 0] <= b[..., 2])
+            & (chosen[..., 1] >= b[..., 1])
+            & (chosen[..., 1] <= b[..., 3])
+        )  # (N, T, J)
+        keypoints = torch.where(snapped[..., None], chosen, keypoints)
         chosen_score = peak_score[:, None].expand(-1, T, -1, -1).gather(3, best[..., None])
         score = torch.where(snapped, chosen_score.squeeze(3), score)
     if class_mask is not None:

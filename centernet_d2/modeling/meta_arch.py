@@ -146,7 +146,9 @@ class CenterNet(DenseDetector):
                 head.branches["heatmap"][-1].out_channels,
                 keypoint_settings.num_keypoints,
             )
-            self.register_buffer("keypoint_class_mask", mask, persistent=False)  # (K, J)
+            # (K, J), saved with the weights: a checkpoint brings the keypoint sets it was
+            # trained with to a config that leaves CLASS_KEYPOINTS empty
+            self.register_buffer("keypoint_class_mask", mask)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
@@ -372,16 +374,12 @@ class CenterNet(DenseDetector):
             boxes, scores, classes = decode_predictions(
                 predictions, self.stride, self.test_topk, self.box_head
             )
-            return to_instances(boxes, scores, classes, images.image_sizes, self.test_score_thresh)
-        boxes, scores, classes, keypoints = self.decode_with_keypoints(predictions)
-        return to_instances(
-            boxes,
-            scores,
-            classes,
-            images.image_sizes,
-            self.test_score_thresh,
-            fields={"pred_keypoints": keypoints},
-        )
+            fields = None
+        else:
+            boxes, scores, classes, keypoints = self.decode_with_keypoints(predictions)
+            fields = {"pred_keypoints": keypoints}
+        sizes = images.image_sizes
+        return to_instances(boxes, scores, classes, sizes, self.test_score_thresh, fields=fields)
 
     def decode_with_keypoints(self, predictions: Dict[str, Tensor]):
         """The single-level decoding with each detection's keypoints

@@ -1,10 +1,12 @@
 """Keypoints of CenterNet: targets, loss, decoding, flip merging, the model and export."""
 
 import math
+import os
 import tempfile
 import unittest
 
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 from detectron2.structures import Keypoints
 from detectron2.utils.events import EventStorage
@@ -129,6 +131,28 @@ class TestDecodeKeypoints(unittest.TestCase):
         torch.testing.assert_close(
             kps[0, 0, 1], torch.tensor([28.0, 28.0, torch.sigmoid(torch.tensor(-10.0)).item()])
         )
+
+    def test_snapping_limits_of_the_papers_code(self):
+        predictions, positions, boxes = _planted()
+        heat = predictions["keypoint_heatmap"]
+        heat[0, 0, 2, 2] = -10.0  # keypoint 0's peaks: (18, 13) px alone, 6.1 px away
+        settings = KeypointSettings(2)
+        kps = decode_keypoints(predictions, positions, boxes, torch.tensor([[0]]), 4, settings)
+        torch.testing.assert_close(kps[0, 0, 0, :2], torch.tensor([18.0, 13.0]))
+        # 0.3 times the box's 32 px is 9.6 px: a peak 11.3 px away is not snapped to
+        heat[0, 0, 3, 4], heat[0, 0, 5, 5] = -10.0, 2.0  # (22, 22) px: sqrt(200) from (12, 12)
+        kps = decode_keypoints(predictions, positions, boxes, torch.tensor([[0]]), 4, settings)
+        torch.testing.assert_close(kps[0, 0, 0, :2], torch.tensor([12.0, 12.0]))
+        # the nearest peak decides, even outside the box: keypoint 1 regressed at (38, 28) px
+        # has its peak (44, 28) px outside the box 6 px away and one inside, (32, 34) px, 8.5
+        predictions["keypoints"][0, 2:4, 6, 6] = torch.tensor([3.5, 1.0])
+        heat[0, 1, 8, 8] = 2.0
+        predictions["keypoint_offset"][0, :, 8, 8] = torch.tensor([0.0, 0.5])
+        kps = decode_keypoints(predictions, positions, boxes, torch.tensor([[0]]), 4, settings)
+        torch.testing.assert_close(kps[0, 0, 1, :2], torch.tensor([38.0, 28.0]))
+        heat[0, 1, 7, 11] = -10.0  # without the one outside, the one inside is snapped to
+        kps = decode_keypoints(predictions, positions, boxes, torch.tensor([[0]]), 4, settings)
+        torch.testing.assert_close(kps[0, 0, 1, :2], torch.tensor([32.0, 34.0]))
 
     def test_threshold_and_regressed_only(self):
         predictions, positions, boxes = _planted()
@@ -281,6 +305,17 @@ class TestKeypointModel(unittest.TestCase):
         with torch.no_grad():
             (out,) = tta([{"image": _inputs()[0]["image"], "height": 64, "width": 64}])
         self.assertEqual(out["instances"].pred_keypoints.shape[1:], (3, 3))
+
+    def test_checkpoint_carries_the_class_sets(self):
+        trained = build_model(_keypoint_cfg())
+        plain = build_model(_keypoint_cfg("MODEL.CENTERNET.CLASS_KEYPOINTS", "[]"))
+        self.assertTrue(plain.keypoint_class_mask.all())  # empty: every class, every keypoint
+        with tempfile.TemporaryDirectory() as out:
+            DetectionCheckpointer(trained, save_dir=out).save("model")
+            DetectionCheckpointer(plain).load(os.path.join(out, "model.pth"))
+        self.assertEqual(
+            plain.keypoint_class_mask.tolist(), [[True, True, False], [False, False, True]]
+        )
 
     def test_config_errors(self):
         with self.assertRaisesRegex(ValueError, "single-level"):

@@ -6,7 +6,7 @@ import unittest
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
-from detectron2.structures import Boxes, Instances, pairwise_iou
+from detectron2.structures import Boxes, Instances, Keypoints, pairwise_iou
 from detectron2.utils.events import EventStorage
 
 from centernet_d2 import add_centernet_config
@@ -67,12 +67,22 @@ class TestEveryConfig(unittest.TestCase):
                 self.assertIsInstance(model, CenterNet)
                 model.train()
                 inputs = make_inputs(sizes, boxes, cfg.MODEL.CENTERNET.NUM_CLASSES)
+                if cfg.MODEL.KEYPOINT_ON:  # keypoints at random places in the boxes
+                    for x, b in zip(inputs, boxes):
+                        J, b = cfg.MODEL.CENTERNET.NUM_KEYPOINTS, torch.tensor(b).view(-1, 1, 4)
+                        t = torch.rand(len(b), J, 2)
+                        xy = b[..., :2] + t * (b[..., 2:] - b[..., :2])
+                        x["instances"].gt_keypoints = Keypoints(
+                            torch.cat([xy, torch.full((len(b), J, 1), 2.0)], dim=2)
+                        )
                 with EventStorage():
                     losses = model(inputs)
                 box_losses = {"size_offset": {"loss_size", "loss_offset"}, "ltrb": {"loss_box"}}
                 expected = {"loss_heatmap"} | box_losses[cfg.MODEL.CENTERNET.BOX_HEAD]
                 if isinstance(model, CenterTrack):  # tracking configs: the displacement too
                     expected.add("loss_displacement")
+                if cfg.MODEL.KEYPOINT_ON:
+                    expected |= {"loss_keypoints", "loss_keypoint_heatmap", "loss_keypoint_offset"}
                 self.assertEqual(set(losses), expected)
                 total = sum(losses.values())
                 self.assertTrue(torch.isfinite(total))

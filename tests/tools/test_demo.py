@@ -121,3 +121,52 @@ class TestDemo(unittest.TestCase):
             finally:
                 os.chdir(cwd)
         self.assertIn("instances", scope["outputs"])
+
+
+KEYPOINT_CONFIG = os.path.join(
+    ROOT, "configs", "CPU", "centernet_keypoints_MobileNetV3_small_FPN_shapes.yaml"
+)
+
+
+class TestDemoKeypoints(unittest.TestCase):
+    def test_keypoints_and_skeleton_are_drawn(self):
+        """A keypoint model (untrained, its keypoints set 3 cells from each centre, every
+        keypoint heatmap probability 0.27): the demo's picture has Detectron2's keypoint dots
+        and skeleton lines at the predicted keypoints, inside the boxes, away from their edges."""
+        demo = load_tool("demo")
+        with tempfile.TemporaryDirectory() as root:
+            generate_shapes_dataset(root, "imgs", num_images=1, seed=4, image_size=128)
+            torch.manual_seed(0)
+            cfg = setup_cfg(KEYPOINT_CONFIG)
+            model = build_model(cfg)
+            branches = model.head.branches
+            torch.nn.init.constant_(branches["size"][-1].bias, 8.0)
+            for name in ("keypoints", "keypoint_heatmap"):
+                torch.nn.init.zeros_(branches[name][-1].weight)
+            torch.nn.init.constant_(branches["keypoint_heatmap"][-1].bias, -1.0)
+            with torch.no_grad():  # x, y of keypoint j: (+-3, +-3) cells from the centre
+                offsets = torch.tensor([[3.0, 3.0], [-3.0, 3.0], [3.0, -3.0], [-3.0, -3.0]])
+                branches["keypoints"][-1].bias.copy_(offsets.repeat(4, 1).flatten())
+            DetectionCheckpointer(model, save_dir=root).save("model")
+            opts = ["MODEL.WEIGHTS", os.path.join(root, "model.pth")]
+            opts += ["TEST.DETECTIONS_PER_IMAGE", "3", "MODEL.CENTERNET.CLASS_KEYPOINTS", "[]"]
+            out = os.path.join(root, "out")
+            images = os.path.join(root, "imgs")
+            args = ["--config-file", KEYPOINT_CONFIG, "--input", images, "--output", out]
+            demo.main(
+                demo.get_parser().parse_args(
+                    args + ["--confidence-threshold", "0", "--opts"] + opts
+                )
+            )
+            (name,) = os.listdir(images)
+            drawn = cv2.imread(os.path.join(out, name[:-4] + ".jpg")).astype(int)
+            image = cv2.imread(os.path.join(images, name))
+            predictor = CenterNetPredictor(setup_cfg(KEYPOINT_CONFIG, opts))
+            instances = predictor(image)["instances"]
+        keypoints = instances.pred_keypoints
+        self.assertEqual(keypoints.shape[1:], (16, 3))
+        shown = keypoints[keypoints[..., 2] > 0.05][:, :2].round().long().tolist()
+        self.assertGreater(len(shown), 0)
+        diff = np.abs(drawn - image.astype(int)).sum(axis=2)
+        changed = [diff[y, x] for x, y in shown if 0 <= x < 128 and 0 <= y < 128]
+        self.assertGreater(np.median(changed), 100)

@@ -11,7 +11,15 @@ import xml.etree.ElementTree as ET
 import torch
 
 from centernet_d2.data import generate_shapes_dataset, register_voc_dataset
-from tests.common import CONFIG, ROOT, TINY, load_tool, write_boxes_coco, write_voc_annotation
+from tests.common import (
+    CONFIG,
+    ROOT,
+    TINY,
+    boxes_coco_argv,
+    load_tool,
+    write_boxes_coco,
+    write_voc_annotation,
+)
 
 train_net = load_tool("train_net")
 
@@ -71,12 +79,8 @@ class TestEvalOnly(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         json_file = write_boxes_coco(cls.tmp.name)
-        cls.argv = ["--config-file", CONFIG, "--coco-dataset", "boxes", json_file]
-        cls.argv += [os.path.join(cls.tmp.name, "images")] + TINY
-        cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "1", "DATASETS.TRAIN", "('boxes',)"]
-        cls.argv += ["DATASETS.TEST", "('boxes',)", "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)"]
-        cls.argv += ["INPUT.CENTERNET.SCALE_RANGE", "(0.9, 1.1)", "INPUT.MIN_SIZE_TEST", "64"]
-        cls.argv += ["INPUT.MAX_SIZE_TEST", "64", "SOLVER.WARMUP_ITERS", "20"]
+        cls.argv = boxes_coco_argv(CONFIG, "boxes", cls.tmp.name, json_file)
+        cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "1"]
         cls.out = os.path.join(cls.tmp.name, "out")
         opts = ["SOLVER.MAX_ITER", "400", "SOLVER.IMS_PER_BATCH", "8", "OUTPUT_DIR", cls.out]
         cls.results = run_main(cls.argv + opts)

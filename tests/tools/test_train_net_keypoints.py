@@ -10,7 +10,7 @@ import unittest
 from centernet_d2.data import register_coco_dataset
 from centernet_d2.engine.defaults import fill_keypoint_settings
 from centernet_d2.evaluation import keypoint_oks_sigmas
-from tests.common import TINY, load_tool, model_cfg, write_boxes_coco
+from tests.common import boxes_coco_argv, load_tool, model_cfg, write_boxes_coco
 
 train_net = load_tool("train_net")
 KEYPOINT_CONFIG = os.path.join(
@@ -31,18 +31,12 @@ class TestKeypointTraining(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         json_file = write_boxes_coco(cls.tmp.name, keypoints=True)
-        cls.argv = ["--config-file", KEYPOINT_CONFIG, "--coco-dataset", "kp_boxes", json_file]
-        cls.argv += [os.path.join(cls.tmp.name, "images")] + TINY
+        cls.argv = boxes_coco_argv(KEYPOINT_CONFIG, "kp_boxes", cls.tmp.name, json_file)
         cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "2", "MODEL.CENTERNET.NUM_KEYPOINTS", "2"]
-        cls.argv += [
-            "TEST.KEYPOINT_OKS_SIGMAS",
-            "(0.067, 0.067)",
-            "DATASETS.TRAIN",
-            "('kp_boxes',)",
-        ]
-        cls.argv += ["DATASETS.TEST", "('kp_boxes',)", "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)"]
-        cls.argv += ["INPUT.CENTERNET.SCALE_RANGE", "(0.9, 1.1)", "INPUT.MIN_SIZE_TEST", "64"]
-        cls.argv += ["INPUT.MAX_SIZE_TEST", "64", "SOLVER.WARMUP_ITERS", "20"]
+        cls.argv += ["TEST.KEYPOINT_OKS_SIGMAS", "(0.067, 0.067)"]
+        # the shapes' keypoint sets out: training takes this set's
+        cls.argv += ["MODEL.CENTERNET.CLASS_KEYPOINTS", "[]"]
+        cls.argv += ["MODEL.CENTERNET.KEYPOINT_FLIP_INDICES", "[]"]
         cls.out = os.path.join(cls.tmp.name, "out")
         opts = ["SOLVER.MAX_ITER", "400", "SOLVER.IMS_PER_BATCH", "8", "OUTPUT_DIR", cls.out]
         cls.results = run_main(cls.argv + opts)
@@ -82,6 +76,10 @@ class TestKeypointTraining(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "CLASS_KEYPOINTS is"):
             fill_keypoint_settings(cfg)
         cfg.MODEL.CENTERNET.CLASS_KEYPOINTS = []
+        cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES = list(range(16))
+        with self.assertRaisesRegex(ValueError, "KEYPOINT_FLIP_INDICES is"):
+            fill_keypoint_settings(cfg)
+        cfg.MODEL.CENTERNET.CLASS_KEYPOINTS, cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES = [], []
         fill_keypoint_settings(cfg)
         self.assertEqual(cfg.MODEL.CENTERNET.CLASS_KEYPOINTS[:2], [[], [0, 1, 2]])
         # the flip map swaps left and right: triangle_right (1) <-> triangle_left (2)
