@@ -198,16 +198,24 @@ def add_centertrack_config(cfg: CN) -> CN:
     defaults; called by :func:`add_centernet_config`. Returns ``cfg``."""
     _C = cfg
     # The tracking network (centernet_d2.modeling.CenterTrack): CenterNet with the previous frame
-    # and a heatmap of the previous frame's objects as extra inputs, fused into the image before
-    # the backbone (image + conv3x3(FUSION_NORM([image, prev image, prev heatmap])), the conv
-    # zero-initialised: at first the detector itself), and a "displacement" branch: per object
-    # centre, the offset in cells to its centre in the previous frame.
+    # and a heatmap of the previous frame's objects as extra inputs and a "displacement" branch:
+    # per object centre, the offset in cells to its centre in the previous frame.
     _C.MODEL.CENTERTRACK = CN()
     t = _C.MODEL.CENTERTRACK
     t.PREV_IMAGE = True  # the previous frame is an input (CenterTrack's default; --no_pre_img)
     t.PREV_HEATMAP = True  # the previous frame's objects are an input heatmap (--pre_hm)
-    # Per-channel norm of the fusion's inputs, which gives the sparse [0, 1] heatmap the scale of
-    # the images: "BN", "SyncBN", "FrozenBN" or "" (none).
+    # Where they enter. "stem" (CenterTrack's): relu(FUSION_NORM(conv7x7(.))) of each is added to
+    # the output of the backbone's first layer (DLA's base_layer, ResNet's stem, MobileNet's
+    # features[0]), at its resolution and channels. "input": fused into the image before the
+    # backbone, image + conv3x3(FUSION_NORM([image, prev image, prev heatmap])), the conv
+    # zero-initialised (at first the detector itself); for backbones without such a layer.
+    t.FUSION = "stem"
+    # "stem": scale each of the two by a learnt per-channel gain that starts at 0, so that the
+    # tracker starts as the detector it fine-tunes. False: CenterTrack's random start, which
+    # disturbs a trained detector at first (docs/tracking.md).
+    t.FUSION_ZERO_INIT = False
+    # The norm of the fusion's layers: "BN", "SyncBN", "FrozenBN" or "" (none). With "input" it is
+    # per input channel and gives the sparse [0, 1] heatmap the scale of the images.
     t.FUSION_NORM = "BN"
     # Weight of loss_displacement: L1 at the objects' centres, in cells (--tracking_weight).
     t.DISPLACEMENT_WEIGHT = 1.0

@@ -51,7 +51,10 @@ class CenterNet(DenseDetector):
     With ``TargetSettings(kind="multilevel")`` it is CenterNet2's one-stage multi-level CenterNet:
     a head shared by the levels of a pyramid (P3-P7), objects assigned to levels by size, ltrb
     GIoU regression near the centre (:mod:`.level_targets`) and decoding across levels with a
-    class-wise NMS.
+    class-wise NMS. With ``keypoint_settings`` (``MODEL.KEYPOINT_ON``) it is also the paper's
+    multi-pose CenterNet, for any category: each object's keypoints regressed at its centre and
+    snapped to keypoint heatmap peaks (:mod:`.keypoints`), ``pred_keypoints`` in the results and
+    the losses ``loss_keypoints``, ``loss_keypoint_heatmap`` and ``loss_keypoint_offset``.
 
     Stages (each used by training, inference, export, the benchmark and TTA alike):
     :meth:`run_network` (memory format, backbone, head), :meth:`build_targets`, :meth:`losses`

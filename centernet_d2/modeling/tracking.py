@@ -4,17 +4,21 @@ frame's objects, and predicts for each object centre its displacement to the obj
 the previous frame. Everything else (backbones, head towers, targets, losses, decoding) is
 :class:`~.meta_arch.CenterNet`'s.
 
-Where the previous frame enters. CenterTrack adds ``conv(prev image) + conv(prev heatmap)`` to the
-output of its DLA's first layer. Here the previous frame and heatmap are fused into the image
-before the backbone, so that every Detectron2 backbone (ResNet, MobileNet, DLA, with FPN, BiFPN or
-deconv upsampling) takes them unchanged, and a detector's or an ImageNet checkpoint loads into
-the backbone without a missing or reshaped key:
+Where the previous frame enters, two choices (``MODEL.CENTERTRACK.FUSION``), both leaving the
+backbone's parameters as they are, so that a detector's or an ImageNet checkpoint loads into the
+backbone without a missing or reshaped key:
 
-    fused = image + conv3x3(norm([image, prev_image, prev_heatmap]))      (N, 3, H, W)
+* "stem", CenterTrack's (:class:`StemFusion`): the previous image and heatmap go through convs of
+  their own (7x7, norm, ReLU) whose outputs are added to the output of the backbone's first layer
+  (DLA's ``base_layer``, ResNet's ``stem``, MobileNet's ``features[0]``; :func:`first_layer`),
+  by a forward hook on that layer:
 
-the norm per channel (the sparse [0, 1] heatmap then has the scale of the images), the conv
-zero-initialised, so that an untrained fusion passes the image through and the model starts as
-the detector it is built from (:class:`PrevFrameFusion`).
+      first_layer(image) + relu(norm(conv7x7(prev_image))) + relu(norm(conv7x7(prev_heatmap)))
+
+* "input": they are fused into the image before the backbone (:class:`PrevFrameFusion`), which
+  any backbone takes, the conv zero-initialised (an untrained fusion passes the image through):
+
+      fused = image + conv3x3(norm([image, prev_image, prev_heatmap]))      (N, 3, H, W)
 
 Shape shorthand:
     N: images, K: classes, M: ground-truth objects of the batch, P: boxes of the previous frames,
@@ -25,6 +29,7 @@ Naming convention:
     "displacement" output and the targets, in input pixels in ``pred_displacements``.
 """
 
+import contextlib
 import dataclasses
 import itertools
 from typing import Dict, List, Optional, Tuple
@@ -48,7 +53,9 @@ __all__ = [
     "CenterTrack",
     "CenterTrackTargets",
     "PrevFrameFusion",
+    "StemFusion",
     "displacement_targets",
+    "first_layer",
     "displacements_at_peaks",
     "render_prev_heatmap",
 ]
@@ -95,6 +102,154 @@ class PrevFrameFusion(nn.Module):
         if self.prev_heatmap:
             x.append(prev_heatmaps.to(images.dtype))
         return images + self.conv(self.norm(torch.cat(x, dim=1)))
+
+
+def first_layer(backbone: nn.Module) -> Tuple[str, nn.Module]:
+    """The first layer of a backbone, where CenterTrack adds the previous frame's features: DLA's
+    ``base_layer``, Detectron2 ResNet's ``stem`` or a torchvision MobileNet's ``features[0]``,
+    looked for in ``backbone`` and down its chain of ``bottom_up`` backbones (FPN, BiFPN,
+    deconvolutions, DLA-up).
+
+    Returns:
+        the layer's name in ``backbone`` (e.g. "bottom_up.features.0") and the layer.
+    Raises:
+        ValueError: no such layer (use ``MODEL.CENTERTRACK.FUSION: "input"``).
+    """
+    module, prefix = backbone, ""
+    while True:
+        for name in ("base_layer", "stem"):
+            if isinstance(getattr(module, name, None), nn.Module):
+                return prefix + name, getattr(module, name)
+        features = getattr(module, "features", None)
+        if isinstance(features, nn.Sequential) and len(features) > 0:
+            return prefix + "features.0", features[0]
+        bottom_up = getattr(module, "bottom_up", None)
+        if not isinstance(bottom_up, nn.Module):
+            raise ValueError(
+                f"MODEL.CENTERTRACK.FUSION 'stem' needs a backbone with a first layer to add the "
+                f"previous frame to (DLA's base_layer, ResNet's stem, MobileNet's features[0], "
+                f"possibly under bottom_up); {type(backbone).__name__} has none: use FUSION "
+                f"'input'"
+            )
+        module, prefix = bottom_up, prefix + "bottom_up."
+
+
+@torch.no_grad()
+def first_layer_shape(layer: nn.Module, size: int = 64) -> Tuple[int, int, int]:
+    """(input channels, output channels, stride) of a backbone's first layer, found by running it
+    in eval mode on zeros of ``size`` x ``size`` (its running statistics are left untouched)."""
+    conv = next((m for m in layer.modules() if isinstance(m, nn.Conv2d)), None)
+    if conv is None:
+        raise ValueError(f"the backbone's first layer {type(layer).__name__} has no Conv2d")
+    param = next(layer.parameters())
+    training = layer.training
+    try:
+        out = layer.eval()(param.new_zeros(1, conv.in_channels, size, size))
+    finally:
+        layer.train(training)
+    return conv.in_channels, out.shape[1], size // out.shape[-1]
+
+
+def _conv_norm_relu(in_channels: int, out_channels: int, stride: int, norm: str) -> nn.Sequential:
+    """CenterTrack's ``pre_img_layer`` / ``pre_hm_layer``: conv 7x7 (no bias), norm, ReLU."""
+    conv = Conv2d(in_channels, out_channels, 7, stride=stride, padding=3, bias=not norm)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return nn.Sequential(conv, get_norm(norm, out_channels) or nn.Identity(), nn.ReLU(inplace=True))
+
+
+class StemFusion(nn.Module):
+    """CenterTrack's fusion: ``relu(norm(conv7x7(prev_image))) + relu(norm(conv7x7(prev_heatmap)))``
+    at the resolution and channels of the backbone's first layer, added to that layer's output
+    by a forward hook (:meth:`attach`), as CenterTrack's
+    ``base_layer(x) + pre_img_layer(pre_img) + pre_hm_layer(pre_hm)``. The convs are randomly
+    initialised (kaiming, norm weight 1), as CenterTrack's; with ``zero_init`` each layer's output
+    is multiplied by a learnt per-channel gain that starts at 0, so that the tracker starts as
+    the detector it is built from (CenterTrack's random start adds features of unit scale to a
+    trained first layer, which the detector must first learn to live with).
+
+    The backbone's forward is unchanged and its parameters stay its own (a detector's checkpoint
+    loads with ``fusion.*`` as the only new keys); the features are added only inside
+    :meth:`added_to_first_layer`: elsewhere the backbone is the detector's.
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: int,
+        stride: int,
+        prev_image: bool = True,
+        prev_heatmap: bool = True,
+        norm: str = "BN",
+        zero_init: bool = False,
+    ):
+        """
+        Args:
+            channels, stride: the output channels and stride of the backbone's first layer.
+            prev_image, prev_heatmap: which previous-frame inputs are added (at least one).
+            norm: the norm after each conv, as Detectron2's ``get_norm`` ("" for none).
+            zero_init: scale each layer's output by a per-channel gain, initially 0.
+        """
+        super().__init__()
+        if not (prev_image or prev_heatmap):
+            raise ValueError(
+                "MODEL.CENTERTRACK.FUSION 'stem' needs PREV_IMAGE or PREV_HEATMAP (or both)"
+            )
+        self.stride = stride
+        self.prev_image_layer = _conv_norm_relu(3, channels, stride, norm) if prev_image else None
+        self.prev_heatmap_layer = (
+            _conv_norm_relu(1, channels, stride, norm) if prev_heatmap else None
+        )
+        self.gains = (
+            nn.Parameter(torch.zeros(prev_image + prev_heatmap, channels, 1, 1))
+            if zero_init
+            else None
+        )  # (prev image and/or prev heatmap, C, 1, 1)
+        self._handle = None
+        self._pending: Optional[Tensor] = None
+
+    def attach(self, layer: nn.Module) -> "StemFusion":
+        """Add the features to ``layer``'s output (the backbone's first layer) from now on."""
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle = layer.register_forward_hook(self._add_to_output)
+        return self
+
+    def _add_to_output(self, module: nn.Module, inputs, output: Tensor) -> Optional[Tensor]:
+        if self._pending is None:
+            return None  # the backbone alone: the detector's
+        if self._pending.shape != output.shape:
+            raise ValueError(
+                f"MODEL.CENTERTRACK.FUSION 'stem': the previous frame's features "
+                f"{tuple(self._pending.shape)} do not match the backbone's first layer's output "
+                f"{tuple(output.shape)}"
+            )
+        return output + self._pending
+
+    def forward(self, prev_images: Tensor, prev_heatmaps: Tensor) -> Tensor:
+        """
+        Args:
+            prev_images: (N, 3, Hi, Wi) normalised; prev_heatmaps: (N, 1, Hi, Wi).
+        Returns:
+            (N, C, Hi / stride, Wi / stride): what is added to the first layer's output.
+        """
+        outputs = []
+        if self.prev_image_layer is not None:
+            outputs.append(self.prev_image_layer(prev_images))
+        if self.prev_heatmap_layer is not None:
+            outputs.append(self.prev_heatmap_layer(prev_heatmaps.to(prev_images.dtype)))
+        if self.gains is not None:
+            outputs = [x * g for x, g in zip(outputs, self.gains)]
+        return outputs[0] if len(outputs) == 1 else outputs[0] + outputs[1]
+
+    @contextlib.contextmanager
+    def added_to_first_layer(self, prev_images: Tensor, prev_heatmaps: Tensor):
+        """Within the block, the backbone's first layer outputs its own output plus
+        ``self(prev_images, prev_heatmaps)``."""
+        self._pending = self(prev_images, prev_heatmaps)
+        try:
+            yield
+        finally:
+            self._pending = None
 
 
 @torch.no_grad()
@@ -221,9 +376,10 @@ class CenterTrackTargets:
 @META_ARCH_REGISTRY.register()
 class CenterTrack(CenterNet):
     """CenterTrack: :class:`~.meta_arch.CenterNet` with the previous frame and a heatmap of its
-    objects as inputs (:class:`PrevFrameFusion`) and a "displacement" head branch (2 channels,
-    cells), trained with an L1 loss at the object centres (``loss_displacement``, divided by the
-    tracked objects per image batch) next to CenterNet's losses.
+    objects as inputs (:class:`StemFusion` or :class:`PrevFrameFusion`) and a "displacement"
+    head branch (2 channels, cells), trained with an L1 loss at the object centres
+    (``loss_displacement``, divided by the tracked objects per image batch) next to CenterNet's
+    losses.
 
     Inputs are Detectron2's dicts with, besides "image" (and "instances" in training):
 
@@ -240,12 +396,12 @@ class CenterTrack(CenterNet):
     """
 
     @configurable
-    def __init__(self, *, fusion: PrevFrameFusion, prev_heatmap_at_head: bool = False, **kwargs):
+    def __init__(self, *, fusion: nn.Module, **kwargs):
         """
         Args:
-            fusion: the fusion of the previous-frame inputs into the image.
-            prev_heatmap_at_head: also add the previous-frame heatmap, average-pooled to the
-                head's stride, to the head's input feature through a 3x3 conv.
+            fusion: how the previous-frame inputs enter: a :class:`StemFusion` (attached here to
+                the backbone's :func:`first_layer`) or a :class:`PrevFrameFusion` (into the
+                image).
             kwargs: :class:`~.meta_arch.CenterNet`'s arguments; the head needs a "displacement"
                 branch and ``loss_settings.weights`` a "loss_displacement".
         """
@@ -259,7 +415,11 @@ class CenterTrack(CenterNet):
             raise ValueError("CenterTrack needs a head with a 'displacement' branch")
         if "loss_displacement" not in self.loss_settings.weights:
             raise ValueError("CenterTrack needs a 'loss_displacement' weight in loss_settings")
+        if not isinstance(fusion, (StemFusion, PrevFrameFusion)):
+            raise TypeError(f"fusion must be a StemFusion or a PrevFrameFusion, got {fusion}")
         self.fusion = fusion
+        if isinstance(fusion, StemFusion):
+            fusion.attach(first_layer(self.backbone)[1])
         if self.channels_last:
             self.fusion.to(memory_format=torch.channels_last)
 
@@ -271,9 +431,30 @@ class CenterTrack(CenterNet):
         ret["head"] = CenterNetHead(cfg, shapes, extra_outputs={"displacement": 2})
         weights = dict(ret["loss_settings"].weights, loss_displacement=t.DISPLACEMENT_WEIGHT)
         ret["loss_settings"] = dataclasses.replace(ret["loss_settings"], weights=weights)
-        ret["fusion"] = PrevFrameFusion(
-            prev_image=t.PREV_IMAGE, prev_heatmap=t.PREV_HEATMAP, norm=t.FUSION_NORM
-        )
+        if t.FUSION == "stem":
+            name, layer = first_layer(ret["backbone"])
+            in_channels, channels, stride = first_layer_shape(layer)
+            if in_channels != 3:
+                raise ValueError(
+                    f"MODEL.CENTERTRACK.FUSION 'stem': the backbone's first layer {name} takes "
+                    f"{in_channels} channels, not the 3 of an image"
+                )
+            ret["fusion"] = StemFusion(
+                channels=channels,
+                stride=stride,
+                prev_image=t.PREV_IMAGE,
+                prev_heatmap=t.PREV_HEATMAP,
+                norm=t.FUSION_NORM,
+                zero_init=t.FUSION_ZERO_INIT,
+            )
+        elif t.FUSION == "input":
+            ret["fusion"] = PrevFrameFusion(
+                prev_image=t.PREV_IMAGE, prev_heatmap=t.PREV_HEATMAP, norm=t.FUSION_NORM
+            )
+        else:
+            raise ValueError(
+                f"MODEL.CENTERTRACK.FUSION must be 'stem' or 'input', got {t.FUSION!r}"
+            )
         return ret
 
     def run_network(
@@ -289,7 +470,13 @@ class CenterTrack(CenterNet):
             prev_images = images
         if prev_heatmaps is None:
             prev_heatmaps = images.new_zeros(images.shape[0], 1, *images.shape[2:])
-        return super().run_network(self.fusion(images, prev_images, prev_heatmaps))
+        if isinstance(self.fusion, PrevFrameFusion):
+            return super().run_network(self.fusion(images, prev_images, prev_heatmaps))
+        if self.channels_last:
+            prev_images = prev_images.contiguous(memory_format=torch.channels_last)
+            prev_heatmaps = prev_heatmaps.contiguous(memory_format=torch.channels_last)
+        with self.fusion.added_to_first_layer(prev_images, prev_heatmaps):
+            return super().run_network(images)
 
     def prev_frame_inputs(
         self, batched_inputs: List[Dict[str, Tensor]], images: ImageList

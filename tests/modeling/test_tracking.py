@@ -13,10 +13,20 @@ from detectron2.utils.events import EventStorage
 from centernet_d2.modeling import CenterTrack
 from centernet_d2.modeling.tracking import (
     PrevFrameFusion,
+    StemFusion,
     displacement_targets,
+    first_layer,
+    first_layer_shape,
     render_prev_heatmap,
 )
-from tests.common import MULTILEVEL_CONFIG, TRACK_CONFIG, gt_instances, model_cfg, training_inputs
+from tests.common import (
+    CONFIG,
+    MULTILEVEL_CONFIG,
+    TRACK_CONFIG,
+    gt_instances,
+    model_cfg,
+    training_inputs,
+)
 
 
 def with_prev(instances, prev_boxes):
@@ -105,14 +115,66 @@ class TestPrevHeatmap(unittest.TestCase):
         self.assertEqual(render_prev_heatmap([], (1, 1, 8, 8)).shape, (1, 1, 8, 8))
 
 
+class TestFirstLayer(unittest.TestCase):
+    """first_layer / first_layer_shape on the backbones that StemFusion supports."""
+
+    def test_mobilenet_fpn(self):
+        backbone = build_model(model_cfg(CONFIG)).backbone
+        name, layer = first_layer(backbone)
+        self.assertEqual(name, "bottom_up.features.0")
+        self.assertIs(layer, backbone.bottom_up.features[0])
+        self.assertEqual(first_layer_shape(layer), (3, 16, 2))
+
+    def test_dla_and_resnet(self):
+        from detectron2.config import get_cfg
+        from detectron2.layers import ShapeSpec
+        from detectron2.modeling.backbone import build_resnet_backbone
+
+        from centernet_d2.modeling.backbone.dla import DLA
+
+        dla = DLA(out_features=["level2"])
+        self.assertEqual(first_layer(dla), ("base_layer", dla.base_layer))
+        self.assertEqual(first_layer_shape(dla.base_layer), (3, 16, 1))
+        cfg = get_cfg()
+        cfg.MODEL.RESNETS.DEPTH = 18
+        cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+        resnet = build_resnet_backbone(cfg, ShapeSpec(channels=3))
+        self.assertEqual(first_layer(resnet), ("stem", resnet.stem))
+        bn = resnet.stem.conv1.norm
+        before = bn.running_mean.clone()
+        self.assertEqual(first_layer_shape(resnet.stem), (3, 64, 4))
+        self.assertTrue(torch.equal(bn.running_mean, before))  # probing left the stats alone
+
+    def test_backbone_without_first_layer(self):
+        with self.assertRaisesRegex(ValueError, "FUSION 'stem'.*Conv2d.*'input'"):
+            first_layer(torch.nn.Conv2d(3, 8, 3))
+
+
 class TestCenterTrack(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         torch.manual_seed(0)
-        cls.cfg = model_cfg(TRACK_CONFIG)
+        cls.cfg = model_cfg(
+            TRACK_CONFIG,
+            "MODEL.CENTERTRACK.FUSION",
+            "stem",
+            "MODEL.CENTERTRACK.FUSION_ZERO_INIT",
+            "True",
+        )
         cls.model = build_model(cls.cfg)
+        cls.plain_model = build_model(  # CenterTrack's random start
+            model_cfg(
+                TRACK_CONFIG,
+                "MODEL.CENTERTRACK.FUSION",
+                "stem",
+                "MODEL.CENTERTRACK.FUSION_ZERO_INIT",
+                "False",
+            )
+        )
+        cls.input_cfg = model_cfg(TRACK_CONFIG, "MODEL.CENTERTRACK.FUSION", "input")
+        cls.input_model = build_model(cls.input_cfg)
 
-    def test_fusion_starts_as_identity(self):
+    def test_input_fusion_starts_as_identity(self):
         fusion = PrevFrameFusion()
         images, prev, hm = (
             torch.randn(2, 3, 64, 64),
@@ -120,12 +182,92 @@ class TestCenterTrack(unittest.TestCase):
             torch.rand(2, 1, 64, 64),
         )
         self.assertTrue(torch.equal(fusion(images, prev, hm), images))
-        model = self.model.eval()
+        model = self.input_model.eval()
+        self.assertIsInstance(model.fusion, PrevFrameFusion)
         with torch.no_grad():
             alone = model.run_network(images)
             fused = model.run_network(images, prev, hm)
         for name in ("heatmap", "size", "offset", "displacement"):
             torch.testing.assert_close(fused[name], alone[name], rtol=0, atol=0)
+
+    def test_stem_fusion_starts_as_the_detector(self):
+        model = self.model.eval()
+        self.assertIsInstance(model.fusion, StemFusion)
+        self.assertTrue(torch.equal(model.fusion.gains, torch.zeros(2, 16, 1, 1)))
+        g = torch.Generator().manual_seed(2)
+        images, prev = torch.randn(2, 3, 64, 64, generator=g), torch.randn(
+            2, 3, 64, 64, generator=g
+        )
+        hm = torch.rand(2, 1, 64, 64, generator=g)
+        with torch.no_grad():
+            alone = model.run_network(images)
+            fused = model.run_network(images, prev, hm)
+        for name in ("heatmap", "size", "offset", "displacement"):
+            torch.testing.assert_close(fused[name], alone[name], rtol=0, atol=0)
+
+    def test_stem_fusion_adds_its_convs_to_the_first_layer(self):
+        model = self.model.eval()
+        fusion = model.fusion
+        layer = model.backbone.bottom_up.features[0]
+        g = torch.Generator().manual_seed(3)
+        images, prev = torch.randn(2, 3, 64, 96, generator=g), torch.randn(
+            2, 3, 64, 96, generator=g
+        )
+        boxes = [torch.tensor([[10.0, 8, 40, 30]]), torch.zeros(0, 4)]
+        hm = render_prev_heatmap(boxes, (2, 1, 64, 96))
+        seen = []
+        handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.clone()))  # after
+        try:
+            with torch.no_grad():
+                fusion.gains.copy_(torch.rand(2, 16, 1, 1, generator=g) + 0.5)
+                own = layer(images)  # no previous frame pending: the layer alone
+                added = fusion.gains[0] * fusion.prev_image_layer(prev)
+                added = added + fusion.gains[1] * fusion.prev_heatmap_layer(hm)
+                seen.clear()
+                fused = model.run_network(images, prev, hm)
+                (at_layer,) = seen
+                seen.clear()
+                model.backbone(images)  # outside run_network: the detector's backbone
+                (outside,) = seen
+                alone = model.run_network(images)
+        finally:
+            handle.remove()
+            with torch.no_grad():
+                fusion.gains.zero_()
+        self.assertEqual(added.shape, (2, 16, 32, 48))
+        self.assertGreater(added.abs().sum().item(), 0)
+        torch.testing.assert_close(at_layer, own + added, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(outside, own, rtol=0, atol=0)
+        self.assertFalse(torch.allclose(fused["displacement"], alone["displacement"]))
+        # CenterTrack's start (no gains): the sum of the two layers' outputs
+        plain = StemFusion(channels=16, stride=2).eval()
+        with torch.no_grad():
+            expected = plain.prev_image_layer(prev) + plain.prev_heatmap_layer(hm)
+            torch.testing.assert_close(plain(prev, hm), expected, rtol=0, atol=0)
+
+    def test_detector_checkpoint_loads_into_stem_tracker(self):
+        detector = build_model(model_cfg(CONFIG))
+        result = self.model.load_state_dict(detector.state_dict(), strict=False)
+        self.assertEqual(result.unexpected_keys, [])
+        self.assertEqual(
+            {k.split(".")[0] for k in result.missing_keys if not k.startswith("head.")},
+            {"fusion"},
+        )
+        self.assertTrue(
+            all(
+                k.startswith("head.branches.displacement") or k.startswith("fusion.")
+                for k in result.missing_keys
+            ),
+            result.missing_keys,
+        )
+        for k, v in detector.backbone.state_dict().items():
+            self.assertTrue(torch.equal(self.model.backbone.state_dict()[k], v), k)
+
+    def test_unknown_fusion_refused(self):
+        with self.assertRaisesRegex(ValueError, "MODEL.CENTERTRACK.FUSION"):
+            build_model(model_cfg(TRACK_CONFIG, "MODEL.CENTERTRACK.FUSION", "early"))
+        with self.assertRaisesRegex(ValueError, "PREV_IMAGE or PREV_HEATMAP"):
+            StemFusion(channels=8, stride=2, prev_image=False, prev_heatmap=False)
 
     def test_loss_against_float64_reference(self):
         model = self.model.train()
@@ -165,32 +307,45 @@ class TestCenterTrack(unittest.TestCase):
         self.assertEqual(targets.num_objects, 4)
 
     def test_train_step_with_objects_and_empty(self):
-        model = self.model.train()
         sizes = [(96, 112), (80, 96)]
-        for boxes in ([[[10, 12, 60, 70], [70, 5, 100, 40]], [[5, 5, 30, 30]]], [[], []]):
-            with self.subTest(objects=sum(map(len, boxes))):
-                inputs = training_inputs(sizes, boxes, 5)
-                for x in inputs:
-                    x["prev_image"] = torch.roll(x["image"], 3, dims=2)
-                    prev = x["instances"].gt_boxes.tensor + torch.tensor([3.0, 0, 3, 0])
-                    with_prev(x["instances"], prev)
-                    x["prev_boxes"] = prev[:1]
-                with EventStorage():
-                    losses = model(inputs)
-                self.assertEqual(
-                    set(losses), {"loss_heatmap", "loss_size", "loss_offset", "loss_displacement"}
+        for model, fusion_params in (
+            (self.model, lambda f: [f.gains]),  # zero-initialised: the convs' gradients are 0
+            (
+                self.plain_model,
+                lambda f: [f.prev_image_layer[0].weight, f.prev_heatmap_layer[0].weight],
+            ),
+            (self.input_model, lambda f: [f.conv.weight]),
+        ):
+            model.train()
+            for boxes in ([[[10, 12, 60, 70], [70, 5, 100, 40]], [[5, 5, 30, 30]]], [[], []]):
+                name = type(model.fusion).__name__ + (
+                    " gains" if getattr(model.fusion, "gains", None) is not None else ""
                 )
-                total = sum(losses.values())
-                self.assertTrue(torch.isfinite(total))
-                model.zero_grad()
-                total.backward()
-                branch = model.head.branches["displacement"][-1].weight.grad
-                self.assertTrue(torch.isfinite(branch).all())
-                if not any(boxes):
-                    self.assertEqual(losses["loss_displacement"].item(), 0.0)
-                else:
-                    self.assertGreater(branch.abs().sum().item(), 0)
-                    self.assertGreater(model.fusion.conv.weight.grad.abs().sum().item(), 0)
+                with self.subTest(fusion=name, objects=sum(map(len, boxes))):
+                    inputs = training_inputs(sizes, boxes, 5)
+                    for x in inputs:
+                        x["prev_image"] = torch.roll(x["image"], 3, dims=2)
+                        prev = x["instances"].gt_boxes.tensor + torch.tensor([3.0, 0, 3, 0])
+                        with_prev(x["instances"], prev)
+                        x["prev_boxes"] = prev[:1]
+                    with EventStorage():
+                        losses = model(inputs)
+                    self.assertEqual(
+                        set(losses),
+                        {"loss_heatmap", "loss_size", "loss_offset", "loss_displacement"},
+                    )
+                    total = sum(losses.values())
+                    self.assertTrue(torch.isfinite(total))
+                    model.zero_grad()
+                    total.backward()
+                    branch = model.head.branches["displacement"][-1].weight.grad
+                    self.assertTrue(torch.isfinite(branch).all())
+                    if not any(boxes):
+                        self.assertEqual(losses["loss_displacement"].item(), 0.0)
+                    else:
+                        self.assertGreater(branch.abs().sum().item(), 0)
+                        for p in fusion_params(model.fusion):
+                            self.assertGreater(p.grad.abs().sum().item(), 0)
 
     def test_inference_displacements_in_output_pixels(self):
         model = self.model.eval()

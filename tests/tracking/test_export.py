@@ -33,19 +33,27 @@ OPTS = ["INPUT.MIN_SIZE_TEST", str(SIZE), "INPUT.MAX_SIZE_TEST", str(SIZE), "MOD
 TOLERANCE = 1e-3
 
 
-def tracking_model():
-    """Random weights with 4-cell boxes and a fusion that passes the previous frame on."""
+def tracking_model(fusion="stem"):
+    """Random weights with 4-cell boxes and a fusion ("stem" or "input") that passes the previous
+    frame on."""
     torch.manual_seed(0)
-    model = build_model(setup_cfg(TRACK_CONFIG, OPTS))
+    model = build_model(setup_cfg(TRACK_CONFIG, [*OPTS, "MODEL.CENTERTRACK.FUSION", fusion]))
     torch.nn.init.constant_(model.head.branches["size"][-1].bias, 4.0)
-    torch.nn.init.normal_(model.fusion.conv.weight, std=0.5)
+    if fusion == "input":
+        torch.nn.init.normal_(model.fusion.conv.weight, std=0.5)
+    elif model.fusion.gains is not None:
+        torch.nn.init.constant_(model.fusion.gains, 1.0)
     return model.eval()
 
 
 @unittest.skipIf(onnxruntime is None, "onnx / onnxruntime not installed")
 class TestTrackingExport(unittest.TestCase):
     def test_onnx_parity_and_names(self):
-        model = tracking_model()
+        for fusion in ("stem", "input"):
+            with self.subTest(fusion=fusion):
+                self.check_onnx_parity_and_names(tracking_model(fusion))
+
+    def check_onnx_parity_and_names(self, model):
         g = torch.Generator().manual_seed(1)
         images = torch.rand(2, 3, SIZE, SIZE, generator=g) * 255
         prev = torch.rand(2, 3, SIZE, SIZE, generator=g) * 255
