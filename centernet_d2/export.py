@@ -44,6 +44,7 @@ from .modeling.decode import decode_predictions
 
 __all__ = [
     "EXPORT_FORMATS",
+    "checked_export_size",
     "KEYPOINT_OUTPUT_NAMES",
     "ONNX_OPSET",
     "export_and_check",
@@ -220,6 +221,19 @@ def _tracing_adapter_class():
         del sys.modules[name]
 
 
+def checked_export_size(model: nn.Module, images: Tensor) -> Tuple[int, int]:
+    """The export size (height, width) of ``images`` (N, C, H, W), checked to be multiples of the
+    backbone's ``size_divisibility`` (the export adds no padding)."""
+    image_size = (int(images.shape[2]), int(images.shape[3]))
+    divisibility = model.backbone.size_divisibility
+    if divisibility > 0 and (image_size[0] % divisibility or image_size[1] % divisibility):
+        raise ValueError(
+            f"the export size (height, width) must be multiples of {divisibility} (the backbone's "
+            f"size_divisibility), got {image_size}"
+        )
+    return image_size
+
+
 def _adapter(model: nn.Module, images: Tensor) -> nn.Module:
     """``TracingAdapter`` of :func:`exported_outputs` for inputs of ``images``' size.
 
@@ -234,14 +248,7 @@ def _adapter(model: nn.Module, images: Tensor) -> nn.Module:
             "'multilevel') ends in a class-wise NMS of a varying number of boxes, which the "
             "fixed-size outputs (N, T) of this export do not hold yet"
         )
-    image_size = (int(images.shape[2]), int(images.shape[3]))
-    divisibility = model.backbone.size_divisibility
-    if divisibility > 0 and (image_size[0] % divisibility or image_size[1] % divisibility):
-        raise ValueError(
-            f"the export size (height, width) must be multiples of {divisibility} (the backbone's "
-            f"size_divisibility), got {image_size}"
-        )
-    inference = partial(exported_outputs, image_size=image_size)
+    inference = partial(exported_outputs, image_size=checked_export_size(model, images))
     return _tracing_adapter_class()(model, images, inference_func=inference).eval()
 
 

@@ -23,9 +23,9 @@ import logging
 import os
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .keypoints import KeypointLayout, keypoint_layout, load_coco_keypoint_json
+from .register import replace_registration
 from .shapes_render import SHAPE_CLASSES
 from .shapes_spec import ShapesSpec
 from .synthetic import generate_shapes_split, shapes_coco_categories, shapes_dataset_paths
@@ -61,6 +61,16 @@ BUILTIN_SHAPES_VIDEO_SPLITS: Dict[str, Tuple[str, ShapesVideoSpec]] = {
     "shapes_video_train": ("train", ShapesVideoSpec(num_videos=300, seed=10)),
     "shapes_video_val": ("val", ShapesVideoSpec(num_videos=8, seed=11)),
 }
+
+
+def _shape_class_metadata() -> Dict[str, object]:
+    """The classes of every shapes set (new objects for each dataset's metadata); COCO category
+    ids are 1..K, the mapping load_coco_json sets when it runs."""
+    return dict(
+        thing_classes=list(SHAPE_CLASSES),
+        thing_dataset_id_to_contiguous_id={k + 1: k for k in range(len(SHAPE_CLASSES))},
+    )
+
 
 # dataset name -> the function that generates it and returns its json, for the names registered
 # here
@@ -113,20 +123,16 @@ def register_all_shapes(
         if not isinstance(split, str) or not isinstance(spec, ShapesSpec):
             raise TypeError(f"splits[{name!r}] must be (split name, ShapesSpec), got {value!r}")
         json_file, image_root = shapes_dataset_paths(root, split)
-        if name in DatasetCatalog.list():
-            DatasetCatalog.remove(name)
-            MetadataCatalog.remove(name)
         _REGISTERED[name] = functools.partial(generate_shapes_split, root, split, spec)
-        DatasetCatalog.register(name, functools.partial(_load_shapes, name, image_root))
-        MetadataCatalog.get(name).set(
-            thing_classes=list(SHAPE_CLASSES),
-            # COCO category ids are 1..K; load_coco_json sets the same mapping when it runs
-            thing_dataset_id_to_contiguous_id={k + 1: k for k in range(len(SHAPE_CLASSES))},
+        replace_registration(
+            name,
+            functools.partial(_load_shapes, name, image_root),
             json_file=json_file,
             image_root=image_root,
             evaluator_type="coco",
             # the same values as load_coco_keypoint_json sets when the split is loaded
             **shapes_keypoint_layout().as_metadata(),
+            **_shape_class_metadata(),
         )
 
 
@@ -155,17 +161,14 @@ def register_all_shapes_video(
                 f"splits[{name!r}] must be (split name, ShapesVideoSpec), got {value!r}"
             )
         json_file, image_root = shapes_dataset_paths(root, split)
-        if name in DatasetCatalog.list():
-            DatasetCatalog.remove(name)
-            MetadataCatalog.remove(name)
         _REGISTERED[name] = functools.partial(generate_shapes_video_split, root, split, spec)
-        DatasetCatalog.register(name, functools.partial(_load_shapes_video, name, image_root))
-        MetadataCatalog.get(name).set(
-            thing_classes=list(SHAPE_CLASSES),
-            thing_dataset_id_to_contiguous_id={k + 1: k for k in range(len(SHAPE_CLASSES))},
+        replace_registration(
+            name,
+            functools.partial(_load_shapes_video, name, image_root),
             json_file=json_file,
             image_root=image_root,
             evaluator_type="mot",
+            **_shape_class_metadata(),
         )
 
 

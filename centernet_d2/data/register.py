@@ -3,7 +3,7 @@
 
 import difflib
 import os
-from typing import List, Mapping, Optional, Sequence
+from typing import Any, Callable, List, Mapping, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -12,6 +12,7 @@ from .stats import DatasetStatistics
 
 __all__ = [
     "register_coco_dataset",
+    "replace_registration",
     "UnregisteredDatasetError",
     "check_registered",
     "dataset_classes",
@@ -27,12 +28,24 @@ def register_coco_dataset(name: str, json_file: str, image_root: str) -> None:
         raise FileNotFoundError(f"COCO annotation file {json_file} not found")
     if not os.path.isdir(image_root):
         raise FileNotFoundError(f"COCO image folder {image_root} not found")
+    # what register_coco_instances sets
+    replace_registration(
+        name,
+        lambda: load_coco_keypoint_json(json_file, image_root, name),
+        json_file=json_file,
+        image_root=image_root,
+        evaluator_type="coco",
+    )
+
+
+def replace_registration(name: str, loader: Callable[[], List[dict]], **metadata: Any) -> None:
+    """Register ``loader`` as dataset ``name`` with ``metadata``, replacing a dataset (and its
+    metadata) registered under that name before."""
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, lambda: load_coco_keypoint_json(json_file, image_root, name))
-    # what register_coco_instances sets
-    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco")
+    DatasetCatalog.register(name, loader)
+    MetadataCatalog.get(name).set(**metadata)
 
 
 class UnregisteredDatasetError(ValueError):

@@ -18,10 +18,12 @@ from collections import Counter, defaultdict
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
+from detectron2.data import MetadataCatalog, build_detection_test_loader
 from detectron2.data.datasets import load_coco_json
 from detectron2.utils import comm
 from torch.utils.data import Sampler
+
+from .register import replace_registration
 
 __all__ = [
     "VIDEO_IMAGE_KEYS",
@@ -132,11 +134,13 @@ def register_coco_video_dataset(name: str, json_file: str, image_root: str) -> N
         raise FileNotFoundError(f"COCO-video json {json_file} not found")
     if not os.path.isdir(image_root):
         raise FileNotFoundError(f"image folder {image_root} not found")
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, lambda: load_coco_video_json(json_file, image_root, name))
-    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="mot")
+    replace_registration(
+        name,
+        lambda: load_coco_video_json(json_file, image_root, name),
+        json_file=json_file,
+        image_root=image_root,
+        evaluator_type="mot",
+    )
 
 
 def sort_video_frames(dicts: List[dict]) -> List[dict]:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ..export import (
     ONNX_OPSET,
     _tracing_adapter_class,
+    checked_export_size,
     export_path,
     run_file,
     save_onnx,
@@ -99,13 +100,7 @@ def _adapter(model: nn.Module, inputs: Inputs) -> nn.Module:
             f"prev_heatmaps must be (N, 1, H, W) = {(images.shape[0], 1, *images.shape[2:])}, "
             f"got {tuple(prev_heatmaps.shape)}"
         )
-    image_size = (int(images.shape[2]), int(images.shape[3]))
-    divisibility = model.backbone.size_divisibility
-    if divisibility > 0 and (image_size[0] % divisibility or image_size[1] % divisibility):
-        raise ValueError(
-            f"the export size (height, width) must be multiples of {divisibility} (the backbone's "
-            f"size_divisibility), got {image_size}"
-        )
+    image_size = checked_export_size(model, images)
     inference = partial(exported_tracking_outputs, image_size=image_size)
     return _tracing_adapter_class()(model, tuple(inputs), inference_func=inference).eval()
 
