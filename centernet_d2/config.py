@@ -144,6 +144,9 @@ def add_centernet_config(cfg: CN) -> CN:
     # (``conv_offset_mask``): DCNv2 trains them at 0.1x the LR; at 1x, large early offsets can
     # move every sample off the feature map and leave the layer dead.
     _C.SOLVER.DEFORM_OFFSET_LR_FACTOR = 0.1
+    # LR factor of the per-channel gains of CenterTrack's stem fusion with
+    # MODEL.CENTERTRACK.FUSION_ZERO_INIT: gains that start at 0 grow at the optimizer's pace.
+    _C.SOLVER.FUSION_GAIN_LR_FACTOR = 1.0
 
     # ResNet + deconvolution upsampler (the paper's ResNet variant): stride-2 transposed convs.
     c.DECONV = CN()
@@ -204,9 +207,10 @@ def add_centertrack_config(cfg: CN) -> CN:
     t = _C.MODEL.CENTERTRACK
     t.PREV_IMAGE = True  # the previous frame is an input (CenterTrack's default; --no_pre_img)
     t.PREV_HEATMAP = True  # the previous frame's objects are an input heatmap (--pre_hm)
-    # Where they enter. "stem" (CenterTrack's): relu(FUSION_NORM(conv7x7(.))) of each is added to
+    # Where they enter. "stem" (CenterTrack's): relu(FUSION_NORM(conv(.))) of each is added to
     # the output of the backbone's first layer (DLA's base_layer, ResNet's stem, MobileNet's
-    # features[0]), at its resolution and channels. "input": fused into the image before the
+    # features[0]), at its resolution and channels, the conv of its kernel size (7 for DLA, as
+    # CenterTrack's; 3 for MobileNet). "input": fused into the image before the
     # backbone, image + conv3x3(FUSION_NORM([image, prev image, prev heatmap])), the conv
     # zero-initialised (at first the detector itself); for backbones without such a layer.
     t.FUSION = "stem"

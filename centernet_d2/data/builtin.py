@@ -23,7 +23,6 @@ import logging
 import os
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-
 from .keypoints import KeypointLayout, keypoint_layout, load_coco_keypoint_json
 from .register import replace_registration
 from .shapes_render import SHAPE_CLASSES

@@ -4,7 +4,7 @@ import logging
 import os
 import weakref
 from collections import OrderedDict
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 import torch
 from detectron2.data import (
@@ -35,7 +35,7 @@ from ..evaluation import (
     build_coco_evaluator,
 )
 from ..layers import ModulatedDeformConv2d
-from ..modeling.tracking import CenterTrack
+from ..modeling.tracking import CenterTrack, StemFusion
 from ..modeling.tta import CenterNetWithTTA
 from ..tracking.inference import CenterTrackWithTracker
 from .checkpoint import SafeCheckpointer
@@ -114,16 +114,16 @@ class Trainer(DefaultTrainer):
     def test(cls, cfg, model, evaluators=None):
         """``DefaultTrainer.test``; a :class:`CenterTrack` runs inside
         :class:`CenterTrackWithTracker` (a tracker over the frames of each video, in order)."""
-        if isinstance(getattr(model, "module", model), CenterTrack):
-            model = CenterTrackWithTracker(cfg, getattr(model, "module", model))
+        model = getattr(model, "module", model)
+        if isinstance(getattr(model, "model", model), CenterTrack):  # or CenterNetWithTTA's
+            model = CenterTrackWithTracker(cfg, model)
         return super().test(cfg, model, evaluators)
 
     @classmethod
     def test_with_TTA(cls, cfg, model):
         """Evaluate ``model`` wrapped in :class:`~centernet_d2.modeling.CenterNetWithTTA`
-        (``TEST.AUG``), as Detectron2's tools do for R-CNNs; result names end in "_TTA"."""
-        if isinstance(getattr(model, "module", model), CenterTrack):
-            raise ValueError("TEST.AUG (test-time augmentation) does not apply to CenterTrack")
+        (``TEST.AUG``), as Detectron2's tools do for R-CNNs (a CenterTrack's tracker runs on
+        the augmented detections); result names end in "_TTA"."""
         model = CenterNetWithTTA(cfg, getattr(model, "module", model))
         evaluators = [
             cls.build_evaluator(cfg, name, os.path.join(cfg.OUTPUT_DIR, "inference_TTA"))
@@ -221,6 +221,7 @@ class Trainer(DefaultTrainer):
             weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
         )
         params = scale_lr_of_deform_offsets(params, model, cfg.SOLVER.DEFORM_OFFSET_LR_FACTOR)
+        params = scale_lr_of_fusion_gains(params, model, cfg.SOLVER.FUSION_GAIN_LR_FACTOR)
         kwargs = {"lr": cfg.SOLVER.BASE_LR, "weight_decay": cfg.SOLVER.WEIGHT_DECAY}
         if name == "SGD":
             optim = torch.optim.SGD
@@ -257,30 +258,44 @@ class Trainer(DefaultTrainer):
         )
 
 
-def scale_lr_of_deform_offsets(
-    param_groups: List[Dict], model: torch.nn.Module, factor: float
-) -> List[Dict]:
+def scale_lr(param_groups: List[Dict], params: Iterable[torch.Tensor], factor: float) -> List[Dict]:
     """``param_groups`` (as from Detectron2's ``get_default_optimizer_params``, with an "lr" per
-    group) with the LR of every parameter of a deformable layer's offset/mask convolution
-    (:class:`~centernet_d2.layers.ModulatedDeformConv2d` ``.conv_offset_mask``) times ``factor``,
-    in groups of their own."""
-    offsets = {
-        id(p)
-        for m in model.modules()
-        if isinstance(m, ModulatedDeformConv2d)
-        for p in m.conv_offset_mask.parameters()
-    }
-    if factor == 1.0 or not offsets:
+    group) with the LR of ``params`` times ``factor``, in groups of their own."""
+    scaled_ids = {id(p) for p in params}
+    if factor == 1.0 or not scaled_ids:
         return param_groups
     out = []
     for group in param_groups:
-        rest = [p for p in group["params"] if id(p) not in offsets]
-        scaled = [p for p in group["params"] if id(p) in offsets]
+        rest = [p for p in group["params"] if id(p) not in scaled_ids]
+        scaled = [p for p in group["params"] if id(p) in scaled_ids]
         if rest:
             out.append({**group, "params": rest})
         if scaled:
             out.append({**group, "params": scaled, "lr": group["lr"] * factor})
     return out
+
+
+def scale_lr_of_deform_offsets(
+    param_groups: List[Dict], model: torch.nn.Module, factor: float
+) -> List[Dict]:
+    """:func:`scale_lr` of every parameter of a deformable layer's offset/mask convolution
+    (:class:`~centernet_d2.layers.ModulatedDeformConv2d` ``.conv_offset_mask``)."""
+    offsets = [
+        p
+        for m in model.modules()
+        if isinstance(m, ModulatedDeformConv2d)
+        for p in m.conv_offset_mask.parameters()
+    ]
+    return scale_lr(param_groups, offsets, factor)
+
+
+def scale_lr_of_fusion_gains(
+    param_groups: List[Dict], model: torch.nn.Module, factor: float
+) -> List[Dict]:
+    """:func:`scale_lr` of the zero-initialised gains of CenterTrack's stem fusion
+    (:class:`~centernet_d2.modeling.tracking.StemFusion` ``.gains``)."""
+    gains = [m.gains for m in model.modules() if isinstance(m, StemFusion) and m.gains is not None]
+    return scale_lr(param_groups, gains, factor)
 
 
 def _restart_data_loader(trainer) -> None:

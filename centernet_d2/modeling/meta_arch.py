@@ -8,7 +8,7 @@ Shape shorthand:
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from detectron2.config import configurable
@@ -402,20 +402,37 @@ class CenterNet(DenseDetector):
         )
         return boxes, scores, classes, keypoints
 
+    def network_inputs(
+        self, batched_inputs: List[Dict[str, Tensor]], images: ImageList
+    ) -> Tuple[Tensor, ...]:
+        """The arguments of :meth:`run_network` for ``batched_inputs`` whose images
+        :meth:`preprocess_image` gave: the padded images ``(images.tensor,)``; a model with more
+        inputs per image (CenterTrack's previous frame) adds them, each (N, C, Hi, Wi) like the
+        images, so that test-time augmentation can flip them alike."""
+        return (images.tensor,)
+
+    def postprocess(
+        self,
+        results: List[Instances],
+        output_sizes: Sequence[Tuple[int, int]],
+        image_sizes: Sequence[Tuple[int, int]],
+    ) -> List[Instances]:
+        """:meth:`inference`'s detections, in the ``image_sizes`` of the network's input, rescaled
+        to ``output_sizes`` (height, width) by Detectron2's ``detector_postprocess`` (boxes and
+        keypoints)."""
+        return [detector_postprocess(r, h, w) for r, (h, w) in zip(results, output_sizes)]
+
     def forward(self, batched_inputs: List[Dict[str, Tensor]]):
         """Training: the weighted losses of the batch. Inference: ``[{"instances": ...}]`` in
         each input's "height" x "width" (default: its image's size), as Detectron2's models."""
         images = self.preprocess_image(batched_inputs)
-        predictions = self.run_network(images.tensor)
+        predictions = self.run_network(*self.network_inputs(batched_inputs, images))
         if self.training:
             gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
             return self.losses(predictions, self.build_targets(images, predictions, gt_instances))
-        results = self.inference(images, predictions)
-        return [
-            {
-                "instances": detector_postprocess(
-                    r, x.get("height", size[0]), x.get("width", size[1])
-                )
-            }
-            for r, x, size in zip(results, batched_inputs, images.image_sizes)
+        sizes = [
+            (x.get("height", size[0]), x.get("width", size[1]))
+            for x, size in zip(batched_inputs, images.image_sizes)
         ]
+        results = self.postprocess(self.inference(images, predictions), sizes, images.image_sizes)
+        return [{"instances": r} for r in results]

@@ -8,12 +8,12 @@ Where the previous frame enters, two choices (``MODEL.CENTERTRACK.FUSION``), bot
 backbone's parameters as they are, so that a detector's or an ImageNet checkpoint loads into the
 backbone without a missing or reshaped key:
 
-* "stem", CenterTrack's (:class:`StemFusion`): the previous image and heatmap go through convs of
-  their own (7x7, norm, ReLU) whose outputs are added to the output of the backbone's first layer
-  (DLA's ``base_layer``, ResNet's ``stem``, MobileNet's ``features[0]``; :func:`first_layer`),
-  by a forward hook on that layer:
+* "stem", CenterTrack's (:class:`StemFusion`): the previous image and heatmap go through layers of
+  their own (conv of the first layer's kernel size, norm, ReLU) whose outputs are added to the
+  output of the backbone's first layer (DLA's ``base_layer``, ResNet's ``stem``, MobileNet's
+  ``features[0]``; :func:`first_layer`), by a forward hook on that layer:
 
-      first_layer(image) + relu(norm(conv7x7(prev_image))) + relu(norm(conv7x7(prev_heatmap)))
+      first_layer(image) + relu(norm(conv(prev_image))) + relu(norm(conv(prev_heatmap)))
 
 * "input": they are fused into the image before the backbone (:class:`PrevFrameFusion`), which
   any backbone takes, the conv zero-initialised (an untrained fusion passes the image through):
@@ -31,14 +31,14 @@ Naming convention:
 
 import contextlib
 import dataclasses
+import functools
 import itertools
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
 from detectron2.layers import Conv2d, get_norm
 from detectron2.modeling import META_ARCH_REGISTRY
-from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
@@ -135,9 +135,10 @@ def first_layer(backbone: nn.Module) -> Tuple[str, nn.Module]:
 
 
 @torch.no_grad()
-def first_layer_shape(layer: nn.Module, size: int = 64) -> Tuple[int, int, int]:
-    """(input channels, output channels, stride) of a backbone's first layer, found by running it
-    in eval mode on zeros of ``size`` x ``size`` (its running statistics are left untouched)."""
+def first_layer_shape(layer: nn.Module, size: int = 64) -> Tuple[int, int, int, int]:
+    """(input channels, output channels, stride, kernel size) of a backbone's first layer: the
+    channels and stride found by running it in eval mode on zeros of ``size`` x ``size`` (its
+    running statistics are left untouched), the kernel size that of its first ``Conv2d``."""
     conv = next((m for m in layer.modules() if isinstance(m, nn.Conv2d)), None)
     if conv is None:
         raise ValueError(f"the backbone's first layer {type(layer).__name__} has no Conv2d")
@@ -147,20 +148,29 @@ def first_layer_shape(layer: nn.Module, size: int = 64) -> Tuple[int, int, int]:
         out = layer.eval()(param.new_zeros(1, conv.in_channels, size, size))
     finally:
         layer.train(training)
-    return conv.in_channels, out.shape[1], size // out.shape[-1]
+    return conv.in_channels, out.shape[1], size // out.shape[-1], conv.kernel_size[0]
 
 
-def _conv_norm_relu(in_channels: int, out_channels: int, stride: int, norm: str) -> nn.Sequential:
-    """CenterTrack's ``pre_img_layer`` / ``pre_hm_layer``: conv 7x7 (no bias), norm, ReLU."""
-    conv = Conv2d(in_channels, out_channels, 7, stride=stride, padding=3, bias=not norm)
+def _conv_norm_relu(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int, norm: str
+) -> nn.Sequential:
+    """CenterTrack's ``pre_img_layer`` / ``pre_hm_layer``: conv (no bias), norm, ReLU."""
+    conv = Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        bias=not norm,
+    )
     nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
     return nn.Sequential(conv, get_norm(norm, out_channels) or nn.Identity(), nn.ReLU(inplace=True))
 
 
 class StemFusion(nn.Module):
-    """CenterTrack's fusion: ``relu(norm(conv7x7(prev_image))) + relu(norm(conv7x7(prev_heatmap)))``
-    at the resolution and channels of the backbone's first layer, added to that layer's output
-    by a forward hook (:meth:`attach`), as CenterTrack's
+    """CenterTrack's fusion: ``relu(norm(conv(prev_image))) + relu(norm(conv(prev_heatmap)))``
+    at the resolution, channels and kernel size of the backbone's first layer, added to that
+    layer's output by a forward hook (:meth:`attach`), as CenterTrack's
     ``base_layer(x) + pre_img_layer(pre_img) + pre_hm_layer(pre_hm)``. The convs are randomly
     initialised (kaiming, norm weight 1), as CenterTrack's; with ``zero_init`` each layer's output
     is multiplied by a learnt per-channel gain that starts at 0, so that the tracker starts as
@@ -177,6 +187,7 @@ class StemFusion(nn.Module):
         *,
         channels: int,
         stride: int,
+        kernel_size: int = 7,
         prev_image: bool = True,
         prev_heatmap: bool = True,
         norm: str = "BN",
@@ -185,6 +196,8 @@ class StemFusion(nn.Module):
         """
         Args:
             channels, stride: the output channels and stride of the backbone's first layer.
+            kernel_size: of the convs, odd: CenterTrack's 7 is that of DLA's first layer; the
+                model builds them with its backbone's first layer's.
             prev_image, prev_heatmap: which previous-frame inputs are added (at least one).
             norm: the norm after each conv, as Detectron2's ``get_norm`` ("" for none).
             zero_init: scale each layer's output by a per-channel gain, initially 0.
@@ -195,10 +208,15 @@ class StemFusion(nn.Module):
                 "MODEL.CENTERTRACK.FUSION 'stem' needs PREV_IMAGE or PREV_HEATMAP (or both)"
             )
         self.stride = stride
-        self.prev_image_layer = _conv_norm_relu(3, channels, stride, norm) if prev_image else None
-        self.prev_heatmap_layer = (
-            _conv_norm_relu(1, channels, stride, norm) if prev_heatmap else None
+        layer = functools.partial(
+            _conv_norm_relu,
+            out_channels=channels,
+            kernel_size=kernel_size,
+            stride=stride,
+            norm=norm,
         )
+        self.prev_image_layer = layer(3) if prev_image else None
+        self.prev_heatmap_layer = layer(1) if prev_heatmap else None
         self.gains = (
             nn.Parameter(torch.zeros(prev_image + prev_heatmap, channels, 1, 1))
             if zero_init
@@ -433,7 +451,7 @@ class CenterTrack(CenterNet):
         ret["loss_settings"] = dataclasses.replace(ret["loss_settings"], weights=weights)
         if t.FUSION == "stem":
             name, layer = first_layer(ret["backbone"])
-            in_channels, channels, stride = first_layer_shape(layer)
+            in_channels, channels, stride, kernel_size = first_layer_shape(layer)
             if in_channels != 3:
                 raise ValueError(
                     f"MODEL.CENTERTRACK.FUSION 'stem': the backbone's first layer {name} takes "
@@ -442,6 +460,7 @@ class CenterTrack(CenterNet):
             ret["fusion"] = StemFusion(
                 channels=channels,
                 stride=stride,
+                kernel_size=kernel_size,
                 prev_image=t.PREV_IMAGE,
                 prev_heatmap=t.PREV_HEATMAP,
                 norm=t.FUSION_NORM,
@@ -478,11 +497,12 @@ class CenterTrack(CenterNet):
         with self.fusion.added_to_first_layer(prev_images, prev_heatmaps):
             return super().run_network(images)
 
-    def prev_frame_inputs(
+    def network_inputs(
         self, batched_inputs: List[Dict[str, Tensor]], images: ImageList
-    ) -> Tuple[Tensor, Tensor]:
-        """The normalised, padded previous frames (N, 3, Hi, Wi) of ``batched_inputs`` and their
-        heatmaps (N, 1, Hi, Wi) (see the class docstring for the keys)."""
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """The arguments of :meth:`run_network`: the padded images, their normalised, padded
+        previous frames (N, 3, Hi, Wi) and heatmaps (N, 1, Hi, Wi) (see the class docstring
+        for the keys)."""
         prev = self.preprocess_image(
             [{"image": x.get("prev_image", x["image"])} for x in batched_inputs]
         )
@@ -496,7 +516,7 @@ class CenterTrack(CenterNet):
             for x in batched_inputs
         ]
         N, _, H, W = images.tensor.shape
-        return prev.tensor, render_prev_heatmap(boxes, (N, 1, H, W))
+        return images.tensor, prev.tensor, render_prev_heatmap(boxes, (N, 1, H, W))
 
     @torch.no_grad()
     def build_targets(
@@ -538,22 +558,14 @@ class CenterTrack(CenterNet):
             result.pred_displacements = d
         return results
 
-    def forward(self, batched_inputs: List[Dict[str, Tensor]]):
-        """Training: the weighted losses of the batch. Inference: ``[{"instances": ...}]`` in
-        each input's "height" x "width" (default: its image's size), ``pred_displacements``
-        scaled alike."""
-        images = self.preprocess_image(batched_inputs)
-        prev_images, prev_heatmaps = self.prev_frame_inputs(batched_inputs, images)
-        predictions = self.run_network(images.tensor, prev_images, prev_heatmaps)
-        if self.training:
-            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-            return self.losses(predictions, self.build_targets(images, predictions, gt_instances))
-        outputs = []
-        for r, x, size in zip(
-            self.inference(images, predictions), batched_inputs, images.image_sizes
-        ):
-            height, width = x.get("height", size[0]), x.get("width", size[1])
+    def postprocess(
+        self,
+        results: List[Instances],
+        output_sizes: Sequence[Tuple[int, int]],
+        image_sizes: Sequence[Tuple[int, int]],
+    ) -> List[Instances]:
+        """CenterNet's rescaling to ``output_sizes``, ``pred_displacements`` scaled alike."""
+        for r, (height, width), size in zip(results, output_sizes, image_sizes):
             scale = r.pred_displacements.new_tensor([width / size[1], height / size[0]])
             r.pred_displacements = r.pred_displacements * scale
-            outputs.append({"instances": detector_postprocess(r, height, width)})
-        return outputs
+        return super().postprocess(results, output_sizes, image_sizes)

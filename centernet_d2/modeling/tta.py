@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.data.transforms import ResizeShortestEdge
-from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Instances
 from torch import Tensor, nn
 from torchvision.ops import batched_nms
@@ -28,6 +27,7 @@ __all__ = [
     "merge_flipped",
     "scaled_size",
     "resize_image",
+    "resize_input",
     "merge_detections",
 ]
 
@@ -71,7 +71,9 @@ def merge_flipped(
         ``keypoint_flip_indices[j]`` of the image): "keypoint_heatmap" as "heatmap";
         "keypoints" the mean offset, a mirrored x offset ``dx'`` from a mirrored cell being
         ``1 - dx'`` from the cell (a cell spans [x, x + 1) cells); "keypoint_offset" as
-        "offset".
+        "offset";
+      * CenterTrack's "displacement" (N, 2, H, W), previous centre minus centre: the mean of
+        the two, the mirror's x negated.
 
     Args:
         predictions, mirrored: the head's outputs, "heatmap" (N, K, H, W) logits and "size" /
@@ -102,6 +104,9 @@ def merge_flipped(
         )
         merged["keypoints"] = (predictions["keypoints"] + offsets) / 2
         merged["keypoint_offset"] = predictions["keypoint_offset"]
+    if "displacement" in predictions:
+        mirror_x = back["displacement"].new_tensor([-1.0, 1.0]).view(1, 2, 1, 1)
+        merged["displacement"] = (predictions["displacement"] + back["displacement"] * mirror_x) / 2
     return merged
 
 
@@ -121,6 +126,21 @@ def resize_image(image: Tensor, size: Tuple[int, int]) -> Tensor:
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+
+
+def resize_input(x: Dict, size: Tuple[int, int], device: torch.device) -> Dict[str, Tensor]:
+    """A model input (dict) with its "image" resized to ``size`` (height, width) by
+    :func:`resize_image`, and CenterTrack's previous frame alike: "prev_image" resized,
+    "prev_boxes" (XYXY in the image's pixels) scaled."""
+    image = x["image"].to(device)
+    out = {"image": resize_image(image, size)}
+    if "prev_image" in x:
+        out["prev_image"] = resize_image(x["prev_image"].to(device), size)
+    if "prev_boxes" in x:
+        scale = [size[1] / image.shape[-1], size[0] / image.shape[-2]] * 2
+        boxes = torch.as_tensor(x["prev_boxes"], dtype=torch.float32, device=device)
+        out["prev_boxes"] = boxes * boxes.new_tensor(scale)
+    return out
 
 
 def merge_detections(instances: List[Instances], nms_thresh: float, topk: int) -> Instances:
@@ -198,14 +218,15 @@ class CenterNetWithTTA(nn.Module):
             "keypoint_flip_indices": list(cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES) or None,
         }
 
-    def predict(self, images: Tensor) -> Dict[str, Tensor]:
-        """The model's network outputs on normalised images (N, 3, H, W); with ``flip`` the
-        outputs on the images and on their mirror images (one batch of 2N) merged by
-        :func:`merge_flipped`."""
+    def predict(self, *inputs: Tensor) -> Dict[str, Tensor]:
+        """The model's network outputs on its inputs (``model.network_inputs``: normalised
+        images (N, 3, H, W), and for CenterTrack their previous frames and heatmaps); with
+        ``flip`` the outputs on the inputs and on their mirror images (one batch of 2N) merged
+        by :func:`merge_flipped`."""
         if not self.flip:
-            return self.model.run_network(images)
-        n = images.shape[0]
-        out = self.model.run_network(torch.cat([images, images.flip(-1)]))
+            return self.model.run_network(*inputs)
+        n = inputs[0].shape[0]
+        out = self.model.run_network(*(torch.cat([x, x.flip(-1)]) for x in inputs))
         if not self.model.multilevel:
             return merge_flipped(
                 {k: v[:n] for k, v in out.items()},
@@ -227,7 +248,8 @@ class CenterNetWithTTA(nn.Module):
     def forward(self, batched_inputs: List[Dict[str, Tensor]]) -> List[Dict[str, Instances]]:
         """For each short side of ``min_sizes`` (or the inputs' own size) the images are resized
         from their "image" tensors to that scale of the original "height"/"width"
-        (:func:`scaled_size`), run (:meth:`predict`), decoded and mapped to the original size;
+        (:func:`scaled_size`; CenterTrack's "prev_image" and "prev_boxes" alike:
+        :func:`resize_input`), run (:meth:`predict`), decoded and mapped to the original size;
         with several scales an image's detections are merged by class-wise NMS and the top
         ``TEST.DETECTIONS_PER_IMAGE`` kept (one scale needs no NMS: CenterNet has none)."""
         model = self.model
@@ -241,17 +263,14 @@ class CenterNetWithTTA(nn.Module):
             inputs = batched_inputs
             if min_size is not None:
                 inputs = [
-                    {
-                        "image": resize_image(
-                            x["image"].to(model.device), scaled_size(h, w, min_size, self.max_size)
-                        )
-                    }
+                    resize_input(x, scaled_size(h, w, min_size, self.max_size), model.device)
                     for x, (h, w) in zip(batched_inputs, sizes)
                 ]
             with torch.no_grad():
                 images = model.preprocess_image(inputs)
-                results = model.inference(images, self.predict(images.tensor))
-            per_scale.append([detector_postprocess(r, h, w) for r, (h, w) in zip(results, sizes)])
+                predictions = self.predict(*model.network_inputs(inputs, images))
+                results = model.inference(images, predictions)
+            per_scale.append(model.postprocess(results, sizes, images.image_sizes))
         if len(per_scale) == 1:
             merged = per_scale[0]
         else:

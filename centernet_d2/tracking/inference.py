@@ -44,7 +44,8 @@ class CenterTrackWithTracker(nn.Module):
     ):
         """
         Args:
-            model: a CenterTrack (its mode is not changed: call ``eval()``).
+            model: a CenterTrack, or a ``CenterNetWithTTA`` around one (the flip test and
+                scales of ``TEST.AUG``); its mode is not changed: call ``eval()``.
             tracker_settings: the :class:`.tracker.Tracker`'s.
             prev_heatmap_score: tracks need at least this score to be drawn into the next
                 frame's input heatmap (CenterTrack's ``--pre_thresh``).

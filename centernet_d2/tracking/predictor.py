@@ -27,15 +27,13 @@ class CenterTrackPredictor(CenterNetPredictor):
     """
 
     def __init__(self, cfg: CfgNode):
-        if cfg.TEST.AUG.ENABLED:
-            raise ValueError("TEST.AUG (test-time augmentation) does not apply to tracking")
         super().__init__(cfg)
         if not isinstance(self.detector, CenterTrack):
             raise ValueError(
                 "CenterTrackPredictor needs MODEL.META_ARCHITECTURE 'CenterTrack' (a tracking "
                 f"config), got {cfg.MODEL.META_ARCHITECTURE!r}"
             )
-        self.model = CenterTrackWithTracker(cfg, self.detector)
+        self.model = CenterTrackWithTracker(cfg, self.model)  # the detector or its TTA
         self._frame_id = 0
 
     def reset(self) -> None:

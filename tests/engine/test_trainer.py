@@ -16,6 +16,7 @@ from centernet_d2.engine import Trainer
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.train_loop import CPUAutocastTrainer
 from centernet_d2.layers import ModulatedDeformConv2d
+from centernet_d2.modeling.tracking import StemFusion
 from tests.common import CONFIG
 
 
@@ -68,6 +69,20 @@ class TestOptimizer(unittest.TestCase):
                 scheduler.step()
             ratios = {round(g["lr"] / g["initial_lr"], 9) for g in opt.param_groups}
             self.assertEqual(len(ratios), 1)
+
+    def test_fusion_gains_lr_factor(self):
+        # SOLVER.FUSION_GAIN_LR_FACTOR scales the LR of StemFusion's gains alone
+        fusion = StemFusion(channels=4, stride=2, kernel_size=3, zero_init=True)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), fusion)
+        opts = ["SOLVER.OPTIMIZER", "ADAMW", "SOLVER.BASE_LR", "0.01"]
+        opts += ["SOLVER.BIAS_LR_FACTOR", "1.0"]
+        for factor, expected in (("10.0", 0.1), ("1.0", 0.01)):
+            cfg = setup_cfg(CONFIG, opts + ["SOLVER.FUSION_GAIN_LR_FACTOR", factor])
+            opt = Trainer.build_optimizer(cfg, model)
+            lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+            self.assertEqual(len(lr), len(list(model.parameters())))
+            for p in model.parameters():
+                self.assertAlmostEqual(lr[id(p)], expected if p is fusion.gains else 0.01)
 
     def test_unknown_optimizer(self):
         cfg = setup_cfg(CONFIG, ["SOLVER.OPTIMIZER", "LION"])

@@ -123,7 +123,7 @@ class TestFirstLayer(unittest.TestCase):
         name, layer = first_layer(backbone)
         self.assertEqual(name, "bottom_up.features.0")
         self.assertIs(layer, backbone.bottom_up.features[0])
-        self.assertEqual(first_layer_shape(layer), (3, 16, 2))
+        self.assertEqual(first_layer_shape(layer), (3, 16, 2, 3))
 
     def test_dla_and_resnet(self):
         from detectron2.config import get_cfg
@@ -134,7 +134,7 @@ class TestFirstLayer(unittest.TestCase):
 
         dla = DLA(out_features=["level2"])
         self.assertEqual(first_layer(dla), ("base_layer", dla.base_layer))
-        self.assertEqual(first_layer_shape(dla.base_layer), (3, 16, 1))
+        self.assertEqual(first_layer_shape(dla.base_layer), (3, 16, 1, 7))
         cfg = get_cfg()
         cfg.MODEL.RESNETS.DEPTH = 18
         cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
@@ -142,7 +142,7 @@ class TestFirstLayer(unittest.TestCase):
         self.assertEqual(first_layer(resnet), ("stem", resnet.stem))
         bn = resnet.stem.conv1.norm
         before = bn.running_mean.clone()
-        self.assertEqual(first_layer_shape(resnet.stem), (3, 64, 4))
+        self.assertEqual(first_layer_shape(resnet.stem), (3, 64, 4, 7))
         self.assertTrue(torch.equal(bn.running_mean, before))  # probing left the stats alone
 
     def test_backbone_without_first_layer(self):
@@ -350,23 +350,40 @@ class TestCenterTrack(unittest.TestCase):
     def test_inference_displacements_in_output_pixels(self):
         model = self.model.eval()
         out_conv = model.head.branches["displacement"][-1]
-        saved = out_conv.weight.detach().clone(), out_conv.bias.detach().clone()
+        # peaks above the score threshold, boxes of 4 cells (not dropped as empty)
+        biases = {"heatmap": 2.0, "size": 4.0}
+        params = [out_conv.weight, out_conv.bias]
+        params += [model.head.branches[name][-1].bias for name in biases]
+        saved = [p.detach().clone() for p in params]
         try:
             with torch.no_grad():
                 out_conv.weight.zero_()
                 out_conv.bias.copy_(torch.tensor([1.5, -0.5]))  # cells everywhere
+                for name, value in biases.items():
+                    model.head.branches[name][-1].bias.fill_(value)
                 image = torch.randint(0, 256, (3, 64, 96)).float()
                 (out,) = model([{"image": image, "height": 128, "width": 96}])
         finally:
             with torch.no_grad():
-                out_conv.weight.copy_(saved[0])
-                out_conv.bias.copy_(saved[1])
+                for p, value in zip(params, saved):
+                    p.copy_(value)
         inst = out["instances"]
         self.assertGreater(len(inst), 0)
         # 1.5 cells = 6 px right, -0.5 cells = 2 px up at stride 4; the output is as wide as the
         # input and twice as high
         expected = torch.tensor([[6.0, -4.0]]).expand(len(inst), 2)
         torch.testing.assert_close(inst.pred_displacements, expected)
+
+    def test_fusion_convs_take_the_first_layers_kernel(self):
+        # MobileNet's features[0] is a 3x3 conv of stride 2 and 16 channels (DLA's: 7x7)
+        for layer in (self.model.fusion.prev_image_layer, self.model.fusion.prev_heatmap_layer):
+            conv = layer[0]
+            self.assertEqual(
+                (conv.kernel_size, conv.stride, conv.padding), ((3, 3), (2, 2), (1, 1))
+            )
+            self.assertEqual(conv.out_channels, 16)
+        fusion = StemFusion(channels=8, stride=1)
+        self.assertEqual(fusion.prev_image_layer[0].kernel_size, (7, 7))  # CenterTrack's default
 
     def test_multilevel_refused(self):
         cfg = model_cfg(MULTILEVEL_CONFIG, "MODEL.META_ARCHITECTURE", "CenterTrack")

@@ -20,9 +20,10 @@ from centernet_d2.modeling.tta import (
     merge_detections,
     merge_flipped,
     resize_image,
+    resize_input,
     scaled_size,
 )
-from tests.common import CONFIG, LTRB_CONFIG, MULTILEVEL_CONFIG, model_cfg
+from tests.common import CONFIG, LTRB_CONFIG, MULTILEVEL_CONFIG, TRACK_CONFIG, model_cfg
 
 CPU_CONFIG = CONFIG
 _cfg = model_cfg
@@ -105,6 +106,20 @@ class TestFlipMerge(unittest.TestCase):
         self.assertEqual(out["box"][0, :, 0, 0].tolist(), [1.5, 1.0, 0.5, 2.0])
         self.assertEqual(out["box"][0, :, 0, 1:].abs().sum().item(), 0.0)
 
+    def test_displacement(self):
+        # CenterTrack's displacement (previous centre - centre): the mirror's x negated
+        heat = torch.zeros(1, 1, 1, 3)
+        size = torch.zeros(1, 2, 1, 3)
+        disp = torch.tensor([[[[1.0, 2.0, 3.0]], [[4.0, 5.0, 6.0]]]])
+        disp_m = torch.tensor([[[[7.0, 8.0, 9.0]], [[1.0, 1.0, 1.0]]]])
+        out = merge_flipped(
+            {"heatmap": heat, "size": size, "offset": size, "displacement": disp},
+            {"heatmap": heat, "size": size, "offset": size, "displacement": disp_m},
+            "size_offset",
+        )
+        # x: (1 - 9) / 2, (2 - 8) / 2, (3 - 7) / 2; y: (4 + 1) / 2, ...
+        self.assertEqual(out["displacement"][0, :, 0].tolist(), [[-4, -3, -2], [2.5, 3, 3.5]])
+
 
 class TestScales(unittest.TestCase):
     def test_scaled_size(self):
@@ -113,6 +128,16 @@ class TestScales(unittest.TestCase):
         # 1x1000 at short side 64, long side capped at 320: the short side, 0.32, would round to 0
         self.assertEqual(scaled_size(1, 1000, 64, 320), (1, 320))
         self.assertEqual(scaled_size(1000, 1, 64, 320), (320, 1))
+
+    def test_resize_input(self):
+        image, prev = torch.zeros(3, 20, 40), torch.ones(3, 20, 40)
+        x = {"image": image, "height": 10, "prev_image": prev, "prev_boxes": [[4.0, 2, 8, 6]]}
+        out = resize_input(x, (30, 50), torch.device("cpu"))
+        self.assertEqual(set(out), {"image", "prev_image", "prev_boxes"})
+        self.assertEqual(out["image"].shape, (3, 30, 50))
+        torch.testing.assert_close(out["prev_image"], torch.ones(3, 30, 50))
+        self.assertEqual(out["prev_boxes"].tolist(), [[5.0, 3.0, 10.0, 9.0]])  # x 5 / 4, y 3 / 2
+        self.assertEqual(set(resize_input({"image": image}, (30, 50), image.device)), {"image"})
 
     def test_resize_image(self):
         image = torch.arange(12, dtype=torch.uint8).view(1, 3, 4)
@@ -285,6 +310,81 @@ class TestTTAApplied(unittest.TestCase):
                 DatasetCatalog.remove(name)
                 MetadataCatalog.remove(name)
         self.assertIn("AP", results["bbox_TTA"])
+
+
+class TestCenterTrackWrapper(unittest.TestCase):
+    """The wrapper on a CenterTrack: the previous frame and its heatmap are flipped and resized
+    with the image."""
+
+    @classmethod
+    def setUpClass(cls):
+        # CenterTrack's random start of the fusion: the previous frame changes the outputs
+        cls.opts = ["MODEL.CENTERTRACK.FUSION_ZERO_INIT", "False"]
+        cls.model = _model(TRACK_CONFIG, *cls.opts)
+        cls.inputs = [
+            {
+                "image": _symmetric_image(64, 64, seed=1),
+                "prev_image": _symmetric_image(64, 64, seed=2),
+                "prev_boxes": torch.tensor([[8.0, 10, 21, 30], [43, 10, 56, 30]]),
+                "height": 96,
+                "width": 96,
+            }
+        ]
+
+    def test_flip_commutes_with_mirroring_the_pair(self):
+        # flip-merged outputs of a mirrored pair (image, previous image, previous boxes) are the
+        # mirror of those of the pair: only if the previous frame is flipped with the image
+        tta = _tta(self.model, TRACK_CONFIG, *self.opts, "TEST.AUG.MIN_SIZES", "()")
+        (x,) = self.inputs
+        # centres 14.5 and 49.5 fall in pixels 14 and 63 - 14 of the 64 px wide image
+        pair = {"image": x["image"][..., :32].repeat(1, 1, 2)}
+        pair["prev_image"] = x["prev_image"][..., :32].repeat(1, 1, 2)
+        pair["prev_boxes"] = torch.tensor([[8.0, 10, 21, 30]])
+        mirrored = {"image": pair["image"].flip(-1), "prev_image": pair["prev_image"].flip(-1)}
+        mirrored["prev_boxes"] = torch.tensor([[43.0, 10, 56, 30]])
+        with torch.no_grad():
+            outputs = []
+            for inputs in ([pair], [mirrored]):
+                images = self.model.preprocess_image(inputs)
+                outputs.append(tta.predict(*self.model.network_inputs(inputs, images)))
+            plain = self.model.run_network(
+                *self.model.network_inputs([pair], self.model.preprocess_image([pair]))
+            )
+            (out,) = tta(self.inputs)
+        merged, of_mirror = outputs
+        d, back = merged["displacement"], of_mirror["displacement"].flip(-1)
+        torch.testing.assert_close(d[:, 0], -back[:, 0], rtol=0, atol=1e-6)  # x mirrored
+        torch.testing.assert_close(d[:, 1], back[:, 1], rtol=0, atol=1e-6)
+        torch.testing.assert_close(merged["heatmap"], of_mirror["heatmap"].flip(-1))
+        p = plain["displacement"]
+        self.assertGreater((d - p).abs().max().item(), 1e-3)  # the flip changed the outputs
+        inst = out["instances"]
+        self.assertEqual(inst.image_size, (96, 96))
+        self.assertEqual(inst.pred_displacements.shape, (len(inst), 2))
+
+    def test_a_scale_is_the_model_on_the_resized_pair(self):
+        tta = _tta(
+            self.model, TRACK_CONFIG, *self.opts, "TEST.AUG.FLIP", "False", "TEST.AUG.MIN_SIZES",
+            "(32,)",
+        )  # fmt: skip
+        (x,) = self.inputs
+        resized = {
+            "image": resize_image(x["image"], (32, 32)),
+            "prev_image": resize_image(x["prev_image"], (32, 32)),
+            "prev_boxes": x["prev_boxes"] / 2,
+            "height": 96,
+            "width": 96,
+        }
+        with torch.no_grad():
+            ref = self.model([resized])[0]["instances"]
+            out = tta(self.inputs)[0]["instances"]
+            without_prev = self.model([{"image": resized["image"], "height": 96, "width": 96}])
+        self.assertGreater(len(ref), 0)
+        for field in ("pred_boxes", "scores", "pred_classes", "pred_displacements"):
+            a, b = ref.get(field), out.get(field)
+            a, b = getattr(a, "tensor", a), getattr(b, "tensor", b)
+            self.assertTrue(torch.equal(a, b), field)
+        self.assertFalse(torch.equal(ref.scores, without_prev[0]["instances"].scores))
 
 
 if __name__ == "__main__":

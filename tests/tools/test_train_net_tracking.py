@@ -67,6 +67,20 @@ class TestTrackingTrainNet(unittest.TestCase):
             if not math.isnan(value):
                 self.assertAlmostEqual(results["bbox"][key], value, places=6, msg=key)
 
+    def test_eval_only_with_test_time_augmentation(self):
+        # the tracker runs on the flip-merged detections of two scales
+        weights = os.path.join(self.out, "model_final.pth")
+        aug = ["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(48, 64)"]
+        with tempfile.TemporaryDirectory() as out:
+            argv = ["--eval-only"] + self.argv + ["MODEL.WEIGHTS", weights, "OUTPUT_DIR", out]
+            results = run_main(argv + aug)
+            log = open(os.path.join(out, "log.txt")).read()
+        self.assertEqual(results["tracking"], self.results["tracking"])
+        self.assertEqual(results["tracking_TTA"]["GT"], 16)
+        self.assertIn("AP", results["bbox_TTA"])
+        self.assertNotEqual(results["tracking_TTA"], results["tracking"])  # other detections
+        self.assertEqual(log.count("Tracking results of toy_video (2 videos, 8 frames)"), 2)
+
 
 if __name__ == "__main__":
     unittest.main()

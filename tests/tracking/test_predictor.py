@@ -70,6 +70,21 @@ class TestPredictor(unittest.TestCase):
         self.assertEqual(again.pred_track_ids.tolist(), [1, 2, 3, 4])
         torch.testing.assert_close(again.pred_boxes.tensor, seen[0]["instances"].pred_boxes.tensor)
 
+    def test_test_time_augmentation(self):
+        weights = os.path.join(self.weights_dir, "model_final.pth")
+        opts = ["MODEL.WEIGHTS", weights, "TEST.DETECTIONS_PER_IMAGE", "4"] + LOW
+        plain = CenterTrackPredictor(setup_cfg(TRACK_CONFIG, opts))
+        predictor = CenterTrackPredictor(
+            setup_cfg(TRACK_CONFIG, opts + ["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()"])
+        )
+        for t, frame in enumerate(self.frames):
+            out, ref = predictor(frame), plain(frame)
+            self.assertEqual(len(out["instances"].pred_track_ids), 4)
+            if t == 0:
+                self.assertEqual(out["instances"].pred_track_ids.tolist(), [1, 2, 3, 4])
+            self.assertEqual(out["detections"].pred_displacements.shape, (4, 2))
+            self.assertFalse(torch.equal(out["detections"].scores, ref["detections"].scores))
+
     def test_needs_a_tracking_config(self):
         with self.assertRaisesRegex(ValueError, "CenterTrack"):
             CenterTrackPredictor(setup_cfg(CONFIG, ["MODEL.WEIGHTS", ""]))
