@@ -12,6 +12,7 @@ from .stats import DatasetStatistics
 
 __all__ = [
     "register_coco_dataset",
+    "register_json_dataset",
     "replace_registration",
     "UnregisteredDatasetError",
     "check_registered",
@@ -24,17 +25,34 @@ def register_coco_dataset(name: str, json_file: str, image_root: str) -> None:
     """``register_coco_instances`` after checking that both paths exist, loading through
     :func:`.keypoints.load_coco_keypoint_json` (keypoints in the union layout, if the json has
     any); evaluated by COCO AP. A name registered before is replaced."""
-    if not os.path.isfile(json_file):
-        raise FileNotFoundError(f"COCO annotation file {json_file} not found")
-    if not os.path.isdir(image_root):
-        raise FileNotFoundError(f"COCO image folder {image_root} not found")
     # what register_coco_instances sets
+    register_json_dataset(
+        name, json_file, image_root, load_coco_keypoint_json, "coco", "COCO annotation file"
+    )
+
+
+def register_json_dataset(
+    name: str,
+    json_file: str,
+    image_root: str,
+    load: Callable[[str, str, str], List[dict]],
+    evaluator_type: str,
+    json_kind: str,
+) -> None:
+    """Register dataset ``name`` as ``load(json_file, image_root, name)`` with the metadata
+    ``json_file``, ``image_root`` and ``evaluator_type``, replacing an earlier one of that name,
+    after checking that both paths exist (``FileNotFoundError`` naming the ``json_kind`` file or
+    the image folder)."""
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"{json_kind} {json_file} not found")
+    if not os.path.isdir(image_root):
+        raise FileNotFoundError(f"image folder {image_root} not found")
     replace_registration(
         name,
-        lambda: load_coco_keypoint_json(json_file, image_root, name),
+        lambda: load(json_file, image_root, name),
         json_file=json_file,
         image_root=image_root,
-        evaluator_type="coco",
+        evaluator_type=evaluator_type,
     )
 
 

@@ -23,7 +23,7 @@ from detectron2.data.datasets import load_coco_json
 from detectron2.utils import comm
 from torch.utils.data import Sampler
 
-from .register import replace_registration
+from .register import register_json_dataset
 
 __all__ = [
     "VIDEO_IMAGE_KEYS",
@@ -130,16 +130,8 @@ def register_coco_video_dataset(name: str, json_file: str, image_root: str) -> N
     first asked for), evaluated by tracking metrics (``evaluator_type`` "mot"). Both paths must
     exist; a name registered before is replaced.
     """
-    if not os.path.isfile(json_file):
-        raise FileNotFoundError(f"COCO-video json {json_file} not found")
-    if not os.path.isdir(image_root):
-        raise FileNotFoundError(f"image folder {image_root} not found")
-    replace_registration(
-        name,
-        lambda: load_coco_video_json(json_file, image_root, name),
-        json_file=json_file,
-        image_root=image_root,
-        evaluator_type="mot",
+    register_json_dataset(
+        name, json_file, image_root, load_coco_video_json, "mot", "COCO-video json"
     )
 
 

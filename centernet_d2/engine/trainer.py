@@ -220,6 +220,11 @@ class Trainer(DefaultTrainer):
             bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
             weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
         )
+        for key in ("DEFORM_OFFSET_LR_FACTOR", "FUSION_GAIN_LR_FACTOR"):
+            if cfg.SOLVER[key] < 0:
+                raise ValueError(
+                    f"SOLVER.{key} must be >= 0 (a factor of the LR), got {cfg.SOLVER[key]}"
+                )
         params = scale_lr_of_deform_offsets(params, model, cfg.SOLVER.DEFORM_OFFSET_LR_FACTOR)
         params = scale_lr_of_fusion_gains(params, model, cfg.SOLVER.FUSION_GAIN_LR_FACTOR)
         kwargs = {"lr": cfg.SOLVER.BASE_LR, "weight_decay": cfg.SOLVER.WEIGHT_DECAY}

@@ -83,6 +83,9 @@ class TestOptimizer(unittest.TestCase):
             self.assertEqual(len(lr), len(list(model.parameters())))
             for p in model.parameters():
                 self.assertAlmostEqual(lr[id(p)], expected if p is fusion.gains else 0.01)
+        for key in ("SOLVER.FUSION_GAIN_LR_FACTOR", "SOLVER.DEFORM_OFFSET_LR_FACTOR"):
+            with self.assertRaisesRegex(ValueError, f"{key} must be >= 0"):
+                Trainer.build_optimizer(setup_cfg(CONFIG, opts + [key, "-1.0"]), model)
 
     def test_unknown_optimizer(self):
         cfg = setup_cfg(CONFIG, ["SOLVER.OPTIMIZER", "LION"])
