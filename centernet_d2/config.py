@@ -43,6 +43,10 @@ def add_centernet_config(cfg: CN) -> CN:
     c.HEAD_NUM_CONVS = 1
     # Norm after each tower conv of the head: "" (none, as in the paper), "BN", "GN", "SyncBN".
     c.HEAD_NORM = ""
+    # The head's 3x3 convs have a bias even when HEAD_NORM follows (CenterNet2's published head).
+    c.HEAD_CONV_BIAS = False
+    # Kernel of each branch's output conv: 1 (CenterNet), 3 (CenterNet2's head).
+    c.HEAD_OUT_KERNEL_SIZE = 1
     # Initial heatmap probability: the output bias is -log((1 - p) / p) (focal-loss prior).
     c.PRIOR_PROB = 0.1
     # Heatmap focal loss (CornerNet eq. 1): (1 - p)^ALPHA at peaks, (1 - y)^BETA p^ALPHA elsewhere.
@@ -130,6 +134,14 @@ def add_centernet_config(cfg: CN) -> CN:
     _C.INPUT.CENTERNET.TRAIN_SIZE = (512, 512)
     _C.INPUT.CENTERNET.SCALE_RANGE = (0.6, 1.3)
     _C.INPUT.CENTERNET.COLOR_JITTER = 0.4
+    # Test-time canvas (modeling.CenterNetWithTTA, :data:`~.modeling.tta.CANVASES`): "" is
+    # Detectron2's (the resized image at the top left, padded with the mean colour to the
+    # backbone's size divisibility); "square" CenterNet's default test input (the resized image
+    # centred on a black square of its long side: 512 x 512 with MIN_SIZE_TEST = MAX_SIZE_TEST =
+    # 512); "keep_res" CenterNet's --keep_res (the image centred on black, each side padded to
+    # (side | 31) + 1; with INPUT.MIN_SIZE_TEST 0 for the unresized image). Detections are moved
+    # back to the image; the evaluation, --eval-only and the predictor use it.
+    _C.INPUT.CENTERNET.TEST_CANVAS = ""
 
     # Training images that are missing, cannot be read, are not of their annotated width x height
     # or fail in the augmentation (centernet_d2.data.checks and CenterNetDatasetMapper): "stop"
@@ -223,6 +235,12 @@ def add_centertrack_config(cfg: CN) -> CN:
     t.FUSION_NORM = "BN"
     # Weight of loss_displacement: L1 at the objects' centres, in cells (--tracking_weight).
     t.DISPLACEMENT_WEIGHT = 1.0
+    # Amodal boxes (CenterTrack's --ltrb_amodal, its MOT models): a head branch regresses at each
+    # centre the distances in cells from the centre cell to the sides of the box as annotated
+    # (not clipped to the image), L1 loss of weight AMODAL_BOX_WEIGHT (--ltrb_amodal_weight); its
+    # boxes replace the size / offset boxes at inference.
+    t.AMODAL_BOX = False
+    t.AMODAL_BOX_WEIGHT = 0.1
 
     # Training pairs (centernet_d2.data.CenterTrackDatasetMapper). A frame of a video is paired
     # with a frame of the same video at a frame distance below MAX_FRAME_DIST (earlier, later or

@@ -23,7 +23,7 @@ import os
 import pickle
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
@@ -35,6 +35,7 @@ __all__ = [
     "checkpoint_key_report",
     "convert_torchvision_file",
     "convert_torchvision_state_dict",
+    "load_state_dict_file",
     "module_prefixes",
     "save_detectron2_checkpoint",
 ]
@@ -165,27 +166,46 @@ def convert_torchvision_state_dict(state_dict: Mapping[str, Tensor]) -> Conversi
     return Conversion(kept, family, dropped, _mobilenet_opts(kept))
 
 
-def _load_state_dict(path: str) -> Dict[str, Tensor]:
+def load_state_dict_file(path: str, what: str = "torchvision weights") -> Dict[str, Tensor]:
+    """The state dict in a torch file: a bare one, or the ``"state_dict"`` / ``"model"`` entry of a
+    training checkpoint, read with ``weights_only`` where torch has it (no stored code runs).
+
+    Raises:
+        FileNotFoundError: no such file; ValueError: not a torch file or no state dict in it,
+        each naming ``what`` and the file.
+    """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"torchvision weights {path} not found")
+        raise FileNotFoundError(f"{what} {path} not found")
     kwargs = {}
     if "weights_only" in inspect.signature(torch.load).parameters:
         kwargs["weights_only"] = True  # a state dict needs no pickled code
     try:
         loaded = torch.load(path, map_location="cpu", **kwargs)
     except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise ValueError(f"cannot read torchvision weights {path} as a torch file: {e}") from e
+        raise ValueError(f"cannot read {what} {path} as a torch file: {e}") from e
     for key in ("state_dict", "model"):  # training checkpoints wrap the state dict
         if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
             loaded = loaded[key]
-    if not isinstance(loaded, Mapping):
-        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a state dict")
-    return dict(loaded)
+            break
+    if not isinstance(loaded, Mapping) or not loaded:
+        raise ValueError(f"{what} {path} holds a {type(loaded).__name__}, not a state dict")
+    return {k: torch.as_tensor(v) for k, v in loaded.items()}
 
 
-def save_detectron2_checkpoint(model: Mapping[str, Tensor], path: str) -> str:
-    """Write ``{"model": ..., "__author__": "torchvision", "matching_heuristics": True}``: a ".pkl"
-    with numpy arrays (like Detectron2's ImageNet files) or a ".pth" with tensors. Returns ``path``.
+def save_detectron2_checkpoint(
+    model: Mapping[str, Tensor],
+    path: str,
+    author: str = AUTHOR,
+    matching_heuristics: bool = True,
+    extra: Optional[Mapping] = None,
+) -> str:
+    """Write ``{"model": ..., "__author__": author, "matching_heuristics": ...}`` and the entries
+    of ``extra`` (e.g. ``class_names``): a ".pkl" with numpy arrays (like Detectron2's ImageNet
+    files) or a ".pth" with tensors, written to a temporary name and renamed into place, so an
+    interrupted write leaves no partial file. Returns ``path``.
+
+    ``matching_heuristics`` lets Detectron2 match the names by suffix (backbone-only files); False
+    loads them exactly.
     """
     if not path.endswith(CHECKPOINT_EXTENSIONS):
         raise ValueError(
@@ -196,19 +216,30 @@ def save_detectron2_checkpoint(model: Mapping[str, Tensor], path: str) -> str:
         weights = {k: v.detach().cpu().numpy() for k, v in model.items()}
     else:
         weights = {k: v.detach().cpu() for k, v in model.items()}
-    checkpoint = {"model": weights, "__author__": AUTHOR, "matching_heuristics": True}
-    if path.endswith(".pkl"):
-        with open(path, "wb") as f:
-            pickle.dump(checkpoint, f)
-    else:
-        torch.save(checkpoint, path)
+    checkpoint = {
+        "model": weights,
+        "__author__": author,
+        "matching_heuristics": matching_heuristics,
+    }
+    checkpoint.update(extra or {})
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            if path.endswith(".pkl"):
+                pickle.dump(checkpoint, f)
+            else:
+                torch.save(checkpoint, f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 
 def convert_torchvision_file(src: str, dst: str) -> Conversion:
     """:func:`convert_torchvision_state_dict` of the state dict in ``src`` (a torchvision ``.pth``),
     written to ``dst`` (``.pkl`` or ``.pth``) by :func:`save_detectron2_checkpoint`."""
-    conversion = convert_torchvision_state_dict(_load_state_dict(src))
+    conversion = convert_torchvision_state_dict(load_state_dict_file(src))
     save_detectron2_checkpoint(conversion.model, dst)
     logger.info(
         f"wrote {dst}: {len(conversion.model)} tensors of a torchvision {conversion.family}, "

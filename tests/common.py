@@ -424,3 +424,68 @@ def write_mot_folder(root: str, lengths: Dict[str, int], size=(48, 64)) -> None:
                 for frame in range(1, n + 1):
                     x, y, bw, bh = box(frame)
                     f.write(f"{frame},{track_id},{x:g},{y:g},{bw:g},{bh:g},{conf},{cls},{vis}\n")
+
+
+# The parity fixtures of the authors' published networks (a copy of ../shared, as it is: its
+# README gives the weight rule that official_state_dict follows)
+OFFICIAL_FIXTURES = os.path.join(ROOT, "tests", "fixtures", "official_weights")
+# splitmix64's increment and multipliers (the fixtures' README)
+_SPLITMIX = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+# CenterNet2's buffers, filled with its config's values rather than by the rule
+_CENTERNET2_PIXELS = {"pixel_mean": [103.53, 116.28, 123.675], "pixel_std": [1.0, 1.0, 1.0]}
+
+
+def _splitmix_uniform(i: int, n: int) -> np.ndarray:
+    """u[k] in [0, 1), k < n, of tensor number i (splitmix64 in wrapping uint64 arithmetic)."""
+    x = np.arange(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(i) * np.uint64(_SPLITMIX[0])
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(_SPLITMIX[1])
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(_SPLITMIX[2])
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _fixture_tensor(i: int, key: str, shape: List[int]) -> np.ndarray:
+    """Tensor number i of a fixture's state dict, by the README's rule."""
+    n = int(np.prod(shape)) if shape else 1
+    if key.endswith("num_batches_tracked"):
+        return np.zeros(shape, np.int64)
+    if key in _CENTERNET2_PIXELS:
+        return np.asarray(_CENTERNET2_PIXELS[key], np.float32).reshape(shape)
+    u = _splitmix_uniform(i, n)
+    if key.endswith((".scale", "running_var")):
+        v = 0.5 + u
+    elif key.endswith("running_mean"):
+        v = 0.2 * (u - 0.5)
+    elif len(shape) == 1:
+        v = 0.8 + 0.4 * u if key.endswith("weight") else 0.2 * (u - 0.5)
+    else:
+        v = (2 * u - 1) * np.sqrt(6 / (n / shape[0]))
+        v *= 0.05 if "conv_offset_mask" in key else 1.0
+        v *= 1.5 if key.endswith("cls_logits.weight") else 1.0
+    return v.astype(np.float32).reshape(shape)
+
+
+def official_fixture(name: str):
+    """(state dict, arrays) of the parity fixture ``name``: the published network's state dict
+    rebuilt by the fixtures' README rule, checked against its SHA-256 (``ValueError`` if it
+    differs), and the npz's input and outputs as numpy arrays."""
+    import hashlib
+
+    import torch
+
+    with open(os.path.join(OFFICIAL_FIXTURES, name + ".json")) as f:
+        spec = json.load(f)
+    digest, state_dict = hashlib.sha256(), {}
+    for i, (key, shape) in enumerate(spec["state_dict"]):
+        value = _fixture_tensor(i, key, shape)
+        digest.update(key.encode("utf-8"))
+        digest.update(value.astype(value.dtype.newbyteorder("<")).tobytes())
+        state_dict[key] = torch.from_numpy(value)
+    if digest.hexdigest() != spec["state_dict_sha256"]:
+        raise ValueError(f"the rebuilt state dict of {name} does not match its SHA-256")
+    with np.load(os.path.join(OFFICIAL_FIXTURES, name + ".npz")) as arrays:
+        return state_dict, {k: arrays[k] for k in arrays.files}

@@ -26,7 +26,11 @@ class SafeCheckpointer(DetectionCheckpointer):
     * raises ``ValueError`` naming the file when a checkpoint shares no parameter with the model,
       and ``FileNotFoundError`` naming a local file that does not exist;
     * keeps the model's ``class_names`` (if it has them) in every checkpoint, and gives a model
-      without names those of the checkpoint it loads.
+      without names those of the checkpoint it loads, if they are as many as its classes;
+    * fine-tuning: the tensors whose shape differs from the checkpoint's (a model of another
+      class or keypoint count than the checkpoint's: the class-dependent layers) keep their
+      initialisation, and one log line names them with both shapes, in place of Detectron2's
+      warning per tensor.
     """
 
     def save(self, name: str, **kwargs) -> None:
@@ -89,7 +93,21 @@ class SafeCheckpointer(DetectionCheckpointer):
                 f"{type(self.model).__name__} (its keys look like {example}): it was made for "
                 "another model. Check MODEL.WEIGHTS and MODEL.META_ARCHITECTURE / BACKBONE.NAME."
             )
-        return super()._load_model(checkpoint)
+        incompatible = super()._load_model(checkpoint)
+        if not incompatible.incorrect_shapes:
+            return incompatible
+        fresh = [key for key, _, _ in incompatible.incorrect_shapes]
+        shapes = ", ".join(
+            f"{key} {tuple(theirs)} -> {tuple(ours)}"
+            for key, theirs, ours in incompatible.incorrect_shapes
+        )
+        self.logger.info(
+            f"Fine-tuning from {getattr(self, '_loading', 'the checkpoint')}: re-initialised "
+            f"{len(fresh)} tensor(s) whose shape differs from the checkpoint's (another class or "
+            f"keypoint count: checkpoint -> model): {shapes}"
+        )
+        missing = [k for k in incompatible.missing_keys if k not in fresh]
+        return incompatible._replace(missing_keys=missing, incorrect_shapes=[])
 
     @property
     def _bare_model(self):
@@ -105,6 +123,12 @@ class SafeCheckpointer(DetectionCheckpointer):
         checkpoint = super().load(path, *args, **kwargs)
         names = checkpoint.get("class_names")
         model = self._bare_model
-        if names and hasattr(model, "class_names") and not model.class_names:
+        count = getattr(model, "num_classes", len(names or ()))
+        if (
+            names
+            and hasattr(model, "class_names")
+            and not model.class_names
+            and len(names) == count
+        ):
             model.class_names = list(names)
         return checkpoint

@@ -34,7 +34,7 @@ class CenterNetPredictor(DefaultPredictor):
 
     ``predictor(image)`` returns ``{"instances": Instances}`` in the image's size, as Detectron2's
     predictor does, with test-time augmentation (:class:`CenterNetWithTTA`) when
-    ``TEST.AUG.ENABLED``; :meth:`predict_with_heatmap` also returns the class heatmap. Drawing is
+    ``TEST.AUG.ENABLED`` and on the test canvas of ``INPUT.CENTERNET.TEST_CANVAS``; :meth:`predict_with_heatmap` also returns the class heatmap. Drawing is
     left to the caller (``tools/demo.py``, :mod:`centernet_d2.utils.visualize`).
     ``image`` may also be a file path, read with :func:`centernet_d2.data.read_image` (grey,
     palette, RGBA and 16-bit files become 3-channel uint8; a missing or unreadable file raises an
@@ -50,7 +50,8 @@ class CenterNetPredictor(DefaultPredictor):
         self.detector = build_model(self.cfg)
         self.detector.eval()
         SafeCheckpointer(self.detector).load(cfg.MODEL.WEIGHTS)
-        self.model = CenterNetWithTTA(cfg, self.detector) if cfg.TEST.AUG.ENABLED else self.detector
+        wrapped = cfg.TEST.AUG.ENABLED or cfg.INPUT.CENTERNET.TEST_CANVAS
+        self.model = CenterNetWithTTA(cfg, self.detector) if wrapped else self.detector
         # Detectron2's resize, but never to a side of 0 pixels
         self.aug = ResizeShortestEdge(
             [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST

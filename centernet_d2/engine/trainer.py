@@ -112,9 +112,13 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        """``DefaultTrainer.test``; a :class:`CenterTrack` runs inside
-        :class:`CenterTrackWithTracker` (a tracker over the frames of each video, in order)."""
+        """``DefaultTrainer.test``; with ``INPUT.CENTERNET.TEST_CANVAS`` the model runs inside
+        :class:`~centernet_d2.modeling.CenterNetWithTTA` for the canvas; a :class:`CenterTrack`
+        runs inside :class:`CenterTrackWithTracker` (a tracker over the frames of each video, in
+        order)."""
         model = getattr(model, "module", model)
+        if cfg.INPUT.CENTERNET.TEST_CANVAS and not isinstance(model, CenterNetWithTTA):
+            model = CenterNetWithTTA(cfg, model)
         if isinstance(getattr(model, "model", model), CenterTrack):  # or CenterNetWithTTA's
             model = CenterTrackWithTracker(cfg, model)
         return super().test(cfg, model, evaluators)

@@ -12,12 +12,18 @@ from detectron2.layers import batched_nms
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
 
+# Least width and height of a multi-level candidate box, input pixels: CenterNet2's decoder widens
+# a box of no width or height (all-zero distances) to this, so that it survives as a detection.
+MIN_LEVEL_BOX_SIDE = 0.01
+
 __all__ = [
     "topk_peaks",
     "decode_boxes",
     "decode_ltrb_boxes",
     "decode_levels",
     "decode_predictions",
+    "amodal_boxes_at",
+    "values_at",
     "to_instances",
 ]
 
@@ -203,6 +209,27 @@ def _ltrb_boxes_at(pos: Tensor, ltrb: Tensor, stride: int) -> Tensor:
     return torch.cat([xy - d[..., :2], xy + d[..., 2:]], dim=2) * stride
 
 
+def values_at(dense: Tensor, pos: Tensor) -> Tensor:
+    """The values of a dense output (N, C, H, W) at positions (N, T) ``y * W + x``: (N, T, C)."""
+    gather = pos[:, None, :].expand(-1, dense.shape[1], -1)  # (N, C, T)
+    return dense.flatten(2).gather(2, gather).transpose(1, 2)
+
+
+def amodal_boxes_at(pos: Tensor, ltrb: Tensor, stride: int) -> Tensor:
+    """CenterTrack's amodal boxes (its ``ltrb_amodal`` head): at a peak cell (x, y) the box
+    ``(x + l, y + t, x + r, y + b) * stride`` from the distances (l, t, r, b) predicted there, in
+    cells from the cell's corner, signed (a box may reach beyond the image).
+
+    Args:
+        pos: (N, T) long ``y * W + x``; ltrb: (N, 4, H, W) in cells.
+    Returns:
+        (N, T, 4) float32 XYXY input pixels.
+    """
+    W = ltrb.shape[-1]
+    xy = torch.stack([pos % W, torch.div(pos, W, rounding_mode="floor")], dim=2).float()
+    return (xy.repeat(1, 1, 2) + values_at(ltrb, pos).float()) * stride
+
+
 def decode_levels(
     heatmap_logits: List[Tensor], ltrb: List[Tensor], strides: List[int], k: int
 ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -216,8 +243,9 @@ def decode_levels(
         strides: input pixels per cell of each level.
         k: candidates per level and image (PRE_NMS_TOPK_TEST).
     Returns:
-        boxes (N, T, 4) XYXY input pixels, scores (N, T), classes (N, T) long; the levels'
-        candidates concatenated, T = sum of min(k, K * H_l * W_l).
+        boxes (N, T, 4) XYXY input pixels, at least :data:`MIN_LEVEL_BOX_SIDE` wide and high as
+        CenterNet2's, scores (N, T), classes (N, T) long; the levels' candidates concatenated,
+        T = sum of min(k, K * H_l * W_l).
     """
     if k < 0:
         raise ValueError(f"the number of candidates k must be >= 0, got {k}")
@@ -226,7 +254,9 @@ def decode_levels(
         N, K, H, W = logits.shape
         top, idx = logits.flatten(1).topk(min(k, K * H * W))
         cls = torch.div(idx, H * W, rounding_mode="floor")
-        boxes.append(_ltrb_boxes_at(idx - cls * H * W, box, stride))
+        xyxy = _ltrb_boxes_at(idx - cls * H * W, box, stride)
+        far = torch.maximum(xyxy[..., 2:], xyxy[..., :2] + MIN_LEVEL_BOX_SIDE)
+        boxes.append(torch.cat([xyxy[..., :2], far], dim=2))
         scores.append(torch.sigmoid(top.float()))
         classes.append(cls)
     return torch.cat(boxes, dim=1), torch.cat(scores, dim=1), torch.cat(classes, dim=1)

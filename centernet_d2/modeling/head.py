@@ -31,7 +31,8 @@ class CenterNetHead(nn.Module):
     in cells from each cell's centre to the four box sides, ``ReLU(x) * ltrb_scale``.
 
     Each branch is ``num_convs`` 3x3 convs (+ norm) + ReLU followed by a 1x1 conv, as in the
-    paper (one 3x3 conv of 64 or 256 channels per branch).
+    paper (one 3x3 conv of 64 or 256 channels per branch); CenterNet2's head has four 3x3 convs
+    with bias + GN per branch and a 3x3 output conv (``conv_bias``, ``out_kernel_size``).
 
     With ``per_level=True`` (the multi-level CenterNet) the branches are shared by all input
     levels, as in CenterNet2 and RetinaNet, the ltrb output of level l is multiplied by a learned
@@ -53,6 +54,8 @@ class CenterNetHead(nn.Module):
         per_level: bool = False,
         num_keypoints: int = 0,
         extra_outputs: Optional[Dict[str, int]] = None,
+        conv_bias: bool = False,
+        out_kernel_size: int = 1,
     ):
         """
         Args:
@@ -72,6 +75,10 @@ class CenterNetHead(nn.Module):
                 initialised as the heatmap's) and "keypoint_offset" (2, the sub-cell offset).
             extra_outputs: more branches, name -> output channels, built as the box branches
                 (tracking's "displacement": 2); their outputs are returned under their names.
+            conv_bias: the 3x3 convs have a bias even when a norm follows (CenterNet2's head);
+                False: a bias only without norm.
+            out_kernel_size: kernel of each branch's output conv: 1 (CenterNet) or 3
+                (CenterNet2), any odd size.
         """
         super().__init__()
         if not per_level and len(input_shape) != 1:
@@ -87,6 +94,11 @@ class CenterNetHead(nn.Module):
         if box_head not in BOX_HEADS:
             raise ValueError(
                 f"MODEL.CENTERNET.BOX_HEAD must be one of {BOX_HEADS}, got {box_head!r}"
+            )
+        if out_kernel_size < 1 or out_kernel_size % 2 == 0:
+            raise ValueError(
+                f"MODEL.CENTERNET.HEAD_OUT_KERNEL_SIZE must be odd and positive, got "
+                f"{out_kernel_size}"
             )
         if ltrb_scale <= 0:
             raise ValueError(f"MODEL.CENTERNET.LTRB_SCALE must be positive, got {ltrb_scale}")
@@ -109,7 +121,15 @@ class CenterNetHead(nn.Module):
         outputs.update(extra_outputs or {})
         self.branches = nn.ModuleDict(
             {
-                name: self._branch(input_shape[0].channels, channels, num_convs, norm, out)
+                name: self._branch(
+                    input_shape[0].channels,
+                    channels,
+                    num_convs,
+                    norm,
+                    out,
+                    conv_bias,
+                    out_kernel_size,
+                )
                 for name, out in outputs.items()
             }
         )
@@ -123,7 +143,7 @@ class CenterNetHead(nn.Module):
                 self.level_scales = nn.Parameter(torch.ones(len(input_shape)))
 
     @staticmethod
-    def _branch(in_channels, channels, num_convs, norm, out_channels):
+    def _branch(in_channels, channels, num_convs, norm, out_channels, conv_bias, out_kernel_size):
         layers = []
         for i in range(num_convs):
             conv = Conv2d(
@@ -131,14 +151,19 @@ class CenterNetHead(nn.Module):
                 channels,
                 kernel_size=3,
                 padding=1,
-                bias=not norm,
+                bias=conv_bias or not norm,
                 norm=get_norm(norm, channels),
             )
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
             if conv.bias is not None:
                 nn.init.zeros_(conv.bias)
             layers += [conv, nn.ReLU(inplace=True)]
-        out = nn.Conv2d(channels if num_convs else in_channels, out_channels, kernel_size=1)
+        out = nn.Conv2d(
+            channels if num_convs else in_channels,
+            out_channels,
+            kernel_size=out_kernel_size,
+            padding=out_kernel_size // 2,
+        )
         nn.init.normal_(out.weight, std=0.01)
         nn.init.zeros_(out.bias)
         return nn.Sequential(*layers, out)
@@ -157,6 +182,8 @@ class CenterNetHead(nn.Module):
             "ltrb_scale": c.LTRB_SCALE,
             "per_level": c.TARGET_KIND == "multilevel",
             "num_keypoints": c.NUM_KEYPOINTS if cfg.MODEL.KEYPOINT_ON else 0,
+            "conv_bias": c.HEAD_CONV_BIAS,
+            "out_kernel_size": c.HEAD_OUT_KERNEL_SIZE,
         }
 
     def forward(self, features: List[Tensor]) -> Dict[str, Union[Tensor, List[Tensor]]]:

@@ -211,6 +211,11 @@ class CenterNet(DenseDetector):
         }
 
     @property
+    def num_classes(self) -> int:
+        """K, the heatmap's channels."""
+        return self.head.branches["heatmap"][-1].out_channels
+
+    @property
     def box_head(self) -> str:
         """The head's box outputs: "size_offset" or "ltrb"."""
         return self.head.box_head

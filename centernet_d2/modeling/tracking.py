@@ -43,7 +43,7 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 
-from .decode import topk_peaks
+from .decode import amodal_boxes_at, decode_predictions, to_instances, values_at
 from .head import CenterNetHead
 from .losses import l1_at_peaks
 from .meta_arch import CenterNet
@@ -54,9 +54,9 @@ __all__ = [
     "CenterTrackTargets",
     "PrevFrameFusion",
     "StemFusion",
+    "amodal_box_targets",
     "displacement_targets",
     "first_layer",
-    "displacements_at_peaks",
     "render_prev_heatmap",
 ]
 
@@ -299,26 +299,6 @@ def render_prev_heatmap(boxes: List[Tensor], shape: Tuple[int, int, int, int]) -
     return draw_gaussians(centers, radius[:, None].expand(-1, 2), image, (N, 1, H, W))
 
 
-def displacements_at_peaks(
-    predictions: Dict[str, Tensor], k: int, stride: int
-) -> Tuple[Tensor, Tensor]:
-    """The "displacement" output at the top-``k`` heatmap peaks of
-    :func:`~.decode.topk_peaks`, the detections of CenterNet's decoding in their order.
-    Tensor-only, so ``torch.jit.trace`` works.
-
-    Args:
-        predictions: "heatmap" (N, K, H, W) logits and "displacement" (N, 2, H, W) in cells.
-        k: detections per image.
-        stride: input pixels per cell.
-    Returns:
-        scores (N, T) of the peaks; displacements (N, T, 2) float32 in input pixels.
-    """
-    scores, _, positions = topk_peaks(predictions["heatmap"], k)
-    gather = positions[:, None, :].expand(-1, 2, -1)  # (N, 2, T)
-    displacement = predictions["displacement"].flatten(2).gather(2, gather).transpose(1, 2)
-    return scores, displacement.float() * stride
-
-
 @torch.no_grad()
 def displacement_targets(
     gt_instances: List[Instances], image_sizes: List[Tuple[int, int]], stride: int
@@ -372,6 +352,35 @@ def displacement_targets(
     return displacement * tracked[:, None], tracked
 
 
+@torch.no_grad()
+def amodal_box_targets(
+    gt_instances: List[Instances],
+    image_sizes: List[Tuple[int, int]],
+    num_classes: int,
+    index: Tensor,
+    grid_size: Tuple[int, int],
+    stride: int,
+) -> Tensor:
+    """CenterTrack's amodal box targets (``--ltrb_amodal``): for each object of
+    :func:`~.targets.build_targets`, in its order, the distances from its centre cell's corner to
+    the sides of its box as annotated, not clipped to the image, in cells.
+
+    Args:
+        gt_instances, image_sizes, num_classes: as for ``build_targets``.
+        index: (M,) long ``image * H * W + y * W + x``, the objects' centre cells (its ``index``).
+        grid_size: (H, W) of the output grid.
+        stride: input pixels per cell.
+    Returns:
+        (M, 4) float (x1 - x, y1 - y, x2 - x, y2 - y) in cells, (x, y) the centre cell.
+    """
+    _, _, _, keep = batch_objects(gt_instances, image_sizes, num_classes, return_keep=True)
+    boxes = torch.cat([x.gt_boxes.tensor for x in gt_instances])[keep] / stride  # (M, 4) cells
+    H, W = grid_size
+    cell = index % (H * W)
+    xy = torch.stack([cell % W, torch.div(cell, W, rounding_mode="floor")], dim=1)  # (M, 2)
+    return boxes - xy.repeat(1, 2).to(boxes.dtype)
+
+
 @dataclasses.dataclass
 class CenterTrackTargets:
     """Targets of one batch of frame pairs.
@@ -380,11 +389,14 @@ class CenterTrackTargets:
         detection: CenterNet's targets of the current frames (:class:`~.targets.CenterNetTargets`).
         displacement: (M, 2) previous centre minus centre in cells, per object of ``detection``.
         tracked: (M,) bool, the objects in both frames (the others have no displacement loss).
+        amodal_box: (M, 4) amodal box targets in cells (:func:`amodal_box_targets`), or None
+            without the amodal box head.
     """
 
     detection: CenterNetTargets
     displacement: Tensor
     tracked: Tensor
+    amodal_box: Optional[Tensor] = None
 
     @property
     def num_objects(self) -> int:
@@ -406,6 +418,11 @@ class CenterTrack(CenterNet):
     * "prev_boxes": (P, 4) XYXY in the image's (resized) pixels, the previous frame's objects
       drawn into the input heatmap (:func:`render_prev_heatmap`); default none;
     * training: "instances" with ``gt_prev_boxes`` (see :func:`displacement_targets`).
+
+    With ``MODEL.CENTERTRACK.AMODAL_BOX`` (CenterTrack's ``--ltrb_amodal``, its MOT models) a
+    head branch "amodal_box" regresses at each centre the distances from the cell to the box's
+    sides, trained with an L1 loss (``loss_amodal_box``) towards the box as annotated, which may
+    reach beyond the image; its boxes replace the size / offset boxes at inference.
 
     Inference returns CenterNet's ``Instances`` with ``pred_displacements`` (D, 2), previous
     centre minus centre in the output pixels. Linking over frames is left to
@@ -433,6 +450,9 @@ class CenterTrack(CenterNet):
             raise ValueError("CenterTrack needs a head with a 'displacement' branch")
         if "loss_displacement" not in self.loss_settings.weights:
             raise ValueError("CenterTrack needs a 'loss_displacement' weight in loss_settings")
+        self.amodal_box = "amodal_box" in self.head.branches
+        if self.amodal_box and "loss_amodal_box" not in self.loss_settings.weights:
+            raise ValueError("an 'amodal_box' branch needs a 'loss_amodal_box' weight")
         if not isinstance(fusion, (StemFusion, PrevFrameFusion)):
             raise TypeError(f"fusion must be a StemFusion or a PrevFrameFusion, got {fusion}")
         self.fusion = fusion
@@ -446,8 +466,12 @@ class CenterTrack(CenterNet):
         ret = super().from_config(cfg)
         t = cfg.MODEL.CENTERTRACK
         shapes = [ret["backbone"].output_shape()[f] for f in ret["head_in_features"]]
-        ret["head"] = CenterNetHead(cfg, shapes, extra_outputs={"displacement": 2})
+        extra = {"displacement": 2}
         weights = dict(ret["loss_settings"].weights, loss_displacement=t.DISPLACEMENT_WEIGHT)
+        if t.AMODAL_BOX:
+            extra["amodal_box"] = 4
+            weights["loss_amodal_box"] = t.AMODAL_BOX_WEIGHT
+        ret["head"] = CenterNetHead(cfg, shapes, extra_outputs=extra)
         ret["loss_settings"] = dataclasses.replace(ret["loss_settings"], weights=weights)
         if t.FUSION == "stem":
             name, layer = first_layer(ret["backbone"])
@@ -522,10 +546,22 @@ class CenterTrack(CenterNet):
     def build_targets(
         self, images: ImageList, predictions: Dict[str, Tensor], gt_instances: List[Instances]
     ) -> CenterTrackTargets:
-        """CenterNet's targets and the displacement targets (:func:`displacement_targets`)."""
+        """CenterNet's targets, the displacement targets (:func:`displacement_targets`) and the
+        amodal box targets (:func:`amodal_box_targets`) with that head."""
         detection = super().build_targets(images, predictions, gt_instances)
         displacement, tracked = displacement_targets(gt_instances, images.image_sizes, self.stride)
-        return CenterTrackTargets(detection, displacement, tracked)
+        amodal = None
+        if self.amodal_box:
+            heatmap = predictions["heatmap"]
+            amodal = amodal_box_targets(
+                gt_instances,
+                images.image_sizes,
+                heatmap.shape[1],
+                detection.index,
+                tuple(heatmap.shape[2:]),
+                self.stride,
+            )
+        return CenterTrackTargets(detection, displacement, tracked, amodal)
 
     def losses(
         self, predictions: Dict[str, Tensor], targets: CenterTrackTargets
@@ -544,19 +580,46 @@ class CenterTrack(CenterNet):
         )
         weight = self.loss_settings.weights["loss_displacement"]
         losses["loss_displacement"] = loss * (weight / max(self._mean_over_workers(num_tracked), 1))
+        if targets.amodal_box is not None:
+            # CenterTrack's RegWeightedL1Loss: per object the mean over l, t, r, b, divided by
+            # the objects per image batch
+            loss = l1_at_peaks(
+                predictions["amodal_box"], targets.detection.index, targets.amodal_box
+            )
+            normalizer = max(self._mean_over_workers(float(targets.num_objects)), 1.0)
+            weight = self.loss_settings.weights["loss_amodal_box"]
+            losses["loss_amodal_box"] = loss * (weight / normalizer)
         return losses
 
+    def decode(self, predictions: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The top ``test_topk`` peaks with their boxes (CenterNet's, or the amodal boxes with
+        that head: :func:`~.decode.amodal_boxes_at`) and displacements; fixed-size and
+        tensor-only, what :meth:`inference` thresholds and export traces.
+
+        Returns:
+            boxes (N, T, 4) XYXY input pixels, scores (N, T) descending, classes (N, T) long,
+            displacements (N, T, 2) float32 input pixels.
+        """
+        boxes, scores, classes, positions = decode_predictions(
+            predictions, self.stride, self.test_topk, self.box_head, with_positions=True
+        )
+        if self.amodal_box:
+            boxes = amodal_boxes_at(positions, predictions["amodal_box"], self.stride)
+        displacements = values_at(predictions["displacement"], positions).float() * self.stride
+        return boxes, scores, classes, displacements
+
     def inference(self, images: ImageList, predictions: Dict[str, Tensor]) -> List[Instances]:
-        """CenterNet's detections, each with ``pred_displacements`` (D, 2): the displacement
-        branch at its peak cell, in input pixels."""
-        results = super().inference(images, predictions)
-        # the peaks that CenterNet's decoding takes (the same top-K of the same heatmap)
-        scores, displacements = displacements_at_peaks(predictions, self.test_topk, self.stride)
-        for result, s, d in zip(results, scores, displacements):
-            d = d[s >= self.test_score_thresh]  # the detections to_instances keeps
-            assert len(d) == len(result), (len(d), len(result))
-            result.pred_displacements = d
-        return results
+        """:meth:`decode`'s detections scoring at least ``test_score_thresh``, boxes clipped to
+        the input, each with ``pred_displacements`` (D, 2) in input pixels."""
+        boxes, scores, classes, displacements = self.decode(predictions)
+        return to_instances(
+            boxes,
+            scores,
+            classes,
+            images.image_sizes,
+            self.test_score_thresh,
+            fields={"pred_displacements": displacements},
+        )
 
     def postprocess(
         self,

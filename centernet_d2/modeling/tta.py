@@ -22,7 +22,10 @@ from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
 __all__ = [
+    "CANVASES",
     "CenterNetWithTTA",
+    "canvas_size",
+    "place_on_canvas",
     "mean_probability_logits",
     "merge_flipped",
     "scaled_size",
@@ -31,6 +34,11 @@ __all__ = [
     "merge_detections",
 ]
 
+# Test-time canvases (INPUT.CENTERNET.TEST_CANVAS): "" Detectron2's (the image at the top left,
+# padded with the mean colour to the backbone's size divisibility); "square" CenterNet's default
+# test input (the image centred on a black square of its long side); "keep_res" CenterNet's
+# --keep_res (the image centred on black, each side padded to (side | 31) + 1).
+CANVASES = ("", "square", "keep_res")
 # The ltrb channels (l, t, r, b) of a mirror image, mirrored back: l and r swap.
 _MIRROR_LTRB = [2, 1, 0, 3]
 
@@ -73,7 +81,9 @@ def merge_flipped(
         ``1 - dx'`` from the cell (a cell spans [x, x + 1) cells); "keypoint_offset" as
         "offset";
       * CenterTrack's "displacement" (N, 2, H, W), previous centre minus centre: the mean of
-        the two, the mirror's x negated.
+        the two, the mirror's x negated;
+      * CenterTrack's "amodal_box" (N, 4, H, W), distances from the cell's corner: the mean of
+        the two, the mirror's (l', t', r', b') being (1 - r', t', 1 - l', b') from the cell.
 
     Args:
         predictions, mirrored: the head's outputs, "heatmap" (N, K, H, W) logits and "size" /
@@ -107,6 +117,10 @@ def merge_flipped(
     if "displacement" in predictions:
         mirror_x = back["displacement"].new_tensor([-1.0, 1.0]).view(1, 2, 1, 1)
         merged["displacement"] = (predictions["displacement"] + back["displacement"] * mirror_x) / 2
+    if "amodal_box" in predictions:
+        l, t, r, b = back["amodal_box"].unbind(dim=1)
+        mirror = torch.stack([1 - r, t, 1 - l, b], dim=1)
+        merged["amodal_box"] = (predictions["amodal_box"] + mirror) / 2
     return merged
 
 
@@ -143,6 +157,52 @@ def resize_input(x: Dict, size: Tuple[int, int], device: torch.device) -> Dict[s
     return out
 
 
+def canvas_size(height: int, width: int, canvas: str, divisibility: int = 1) -> Tuple[int, int]:
+    """(height, width) of the test canvas (:data:`CANVASES`) for an image of the given size:
+    "square": the long side, rounded up to ``divisibility``; "keep_res": ``(side | 31) + 1``
+    each (CenterNet's ``--keep_res``, a multiple of 32 strictly above the side's last one)."""
+    if canvas == "square":
+        side = -(-max(height, width) // divisibility) * divisibility
+        return side, side
+    if canvas == "keep_res":
+        return (height | 31) + 1, (width | 31) + 1
+    raise ValueError(f"INPUT.CENTERNET.TEST_CANVAS must be one of {list(CANVASES)}, got {canvas!r}")
+
+
+def place_on_canvas(x: Dict, size: Tuple[int, int], device: torch.device) -> Tuple[Dict, Tensor]:
+    """A model input (dict) with its "image" (C, h, w) centred on a canvas of ``size`` (height,
+    width) of 0-valued (black) pixels, as CenterNet's test-time affine warp places it;
+    CenterTrack's "prev_image" alike and "prev_boxes" shifted.
+
+    Returns:
+        the input and the image's offset on the canvas, (2,) float (x, y) pixels.
+    """
+    image = x["image"].to(device)
+    h, w = image.shape[-2:]
+    top, left = (size[0] - h) // 2, (size[1] - w) // 2
+    pad = (left, size[1] - w - left, top, size[0] - h - top)
+    out = {"image": F.pad(image.float(), pad)}
+    if "prev_image" in x:
+        out["prev_image"] = F.pad(x["prev_image"].to(device).float(), pad)
+    offset = torch.tensor([float(left), float(top)], device=device)
+    if "prev_boxes" in x:
+        boxes = torch.as_tensor(x["prev_boxes"], dtype=torch.float32, device=device)
+        out["prev_boxes"] = boxes + offset.repeat(2)
+    return out, offset
+
+
+def _off_canvas(result: Instances, offset: Tensor, size: Tuple[int, int]) -> Instances:
+    """Detections on a canvas moved to the image placed at ``offset`` of size ``size``."""
+    moved = Instances(size)
+    for name, value in result.get_fields().items():
+        if name == "pred_boxes":
+            value = type(value)(value.tensor - offset.repeat(2))
+        elif name == "pred_keypoints":
+            value = torch.cat([value[..., :2] - offset, value[..., 2:]], dim=-1)
+        moved.set(name, value)
+    return moved
+
+
 def merge_detections(instances: List[Instances], nms_thresh: float, topk: int) -> Instances:
     """One image's detections from several scales, in the same (original) image size, merged:
     duplicates removed by class-wise NMS (``torchvision.ops.batched_nms``), then the ``topk``
@@ -168,6 +228,11 @@ class CenterNetWithTTA(nn.Module):
     Detectron2's ``TEST.AUG`` keys: ``FLIP``, ``MIN_SIZES`` (empty: the inputs' own size) and
     ``MAX_SIZE``, and ``MODEL.CENTERNET.TTA_NMS_THRESH``. Used by ``Trainer.test_with_TTA``,
     ``tools/train_net.py --eval-only`` and ``CenterNetPredictor`` when ``TEST.AUG.ENABLED``.
+
+    It also places each view on the authors' test canvas (``INPUT.CENTERNET.TEST_CANVAS``,
+    :data:`CANVASES`: the image centred on black, :func:`place_on_canvas`) and moves the
+    detections back; with ``TEST.AUG.ENABLED`` False it does only that (``Trainer.test`` and the
+    predictor wrap the model for it).
     """
 
     @configurable
@@ -180,6 +245,7 @@ class CenterNetWithTTA(nn.Module):
         max_size: int = 4000,
         nms_thresh: float = 0.5,
         keypoint_flip_indices: Optional[Sequence[int]] = None,
+        canvas: str = "",
     ):
         """
         Args:
@@ -191,8 +257,13 @@ class CenterNetWithTTA(nn.Module):
             keypoint_flip_indices: for a model with keypoints, keypoint j of a mirror image is
                 keypoint ``keypoint_flip_indices[j]`` (``MODEL.CENTERNET.KEYPOINT_FLIP_INDICES``);
                 None: no keypoint is swapped.
+            canvas: each view's canvas, one of :data:`CANVASES` ("": Detectron2's padding).
         """
         super().__init__()
+        if canvas not in CANVASES:
+            raise ValueError(
+                f"INPUT.CENTERNET.TEST_CANVAS must be one of {list(CANVASES)}, got {canvas!r}"
+            )
         if any(int(s) != s or s <= 0 for s in min_sizes):
             raise ValueError(
                 f"TEST.AUG.MIN_SIZES must be positive integers (pixels), got {min_sizes}"
@@ -205,15 +276,18 @@ class CenterNetWithTTA(nn.Module):
         self.max_size = max_size
         self.nms_thresh = nms_thresh
         self.keypoint_flip_indices = keypoint_flip_indices
+        self.canvas = canvas
 
     @classmethod
     def from_config(cls, cfg, model: nn.Module):
-        aug = cfg.TEST.AUG
+        """``TEST.AUG`` when ``TEST.AUG.ENABLED``, else no augmentation (the canvas alone)."""
+        aug, enabled = cfg.TEST.AUG, cfg.TEST.AUG.ENABLED
         return {
             "model": model,
-            "flip": aug.FLIP,
-            "min_sizes": tuple(aug.MIN_SIZES),
+            "flip": aug.FLIP and enabled,
+            "min_sizes": tuple(aug.MIN_SIZES) if enabled else (),
             "max_size": aug.MAX_SIZE,
+            "canvas": cfg.INPUT.CENTERNET.TEST_CANVAS,
             "nms_thresh": cfg.MODEL.CENTERNET.TTA_NMS_THRESH,
             "keypoint_flip_indices": list(cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES) or None,
         }
@@ -267,10 +341,15 @@ class CenterNetWithTTA(nn.Module):
                     for x, (h, w) in zip(batched_inputs, sizes)
                 ]
             with torch.no_grad():
-                images = model.preprocess_image(inputs)
-                predictions = self.predict(*model.network_inputs(inputs, images))
+                placed, offsets = self._on_canvas(inputs)
+                images = model.preprocess_image(placed)
+                predictions = self.predict(*model.network_inputs(placed, images))
                 results = model.inference(images, predictions)
-            per_scale.append(model.postprocess(results, sizes, images.image_sizes))
+            image_sizes = images.image_sizes
+            if offsets is not None:  # the image's own size within the canvas
+                image_sizes = [tuple(x["image"].shape[-2:]) for x in inputs]
+                results = [_off_canvas(r, o, s) for r, o, s in zip(results, offsets, image_sizes)]
+            per_scale.append(model.postprocess(results, sizes, image_sizes))
         if len(per_scale) == 1:
             merged = per_scale[0]
         else:
@@ -278,3 +357,16 @@ class CenterNetWithTTA(nn.Module):
                 merge_detections(list(r), self.nms_thresh, model.test_topk) for r in zip(*per_scale)
             ]
         return [{"instances": r} for r in merged]
+
+    def _on_canvas(self, inputs: List[Dict]) -> Tuple[List[Dict], Optional[List[Tensor]]]:
+        """The inputs placed on :attr:`canvas` and their offsets (None without a canvas)."""
+        if not self.canvas:
+            return inputs, None
+        divisibility = max(self.model.backbone.size_divisibility, 1)
+        placed = [
+            place_on_canvas(
+                x, canvas_size(*x["image"].shape[-2:], self.canvas, divisibility), self.model.device
+            )
+            for x in inputs
+        ]
+        return [p[0] for p in placed], [p[1] for p in placed]

@@ -33,8 +33,7 @@ from ..export import (
     save_onnx,
     save_torchscript,
 )
-from ..modeling.decode import decode_predictions
-from ..modeling.tracking import CenterTrack, displacements_at_peaks, render_prev_heatmap
+from ..modeling.tracking import CenterTrack, render_prev_heatmap
 
 __all__ = [
     "TRACKING_INPUT_NAMES",
@@ -75,10 +74,7 @@ def exported_tracking_outputs(
     x = (images - model.pixel_mean) / model.pixel_std  # DenseDetector.preprocess_image
     prev = (prev_images - model.pixel_mean) / model.pixel_std
     predictions = model.run_network(x, prev, prev_heatmaps)
-    boxes, scores, classes = decode_predictions(
-        predictions, model.stride, model.test_topk, model.box_head
-    )
-    _, displacements = displacements_at_peaks(predictions, model.test_topk, model.stride)
+    boxes, scores, classes, displacements = model.decode(predictions)
     height, width = image_size
     limits = boxes.new_tensor([width, height, width, height])  # Boxes.clip of the inference
     return torch.min(boxes.clamp(min=0), limits), scores, classes, displacements

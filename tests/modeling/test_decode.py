@@ -13,12 +13,15 @@ import torch.nn.functional as F
 
 from centernet_d2.modeling import decode as decode_module
 from centernet_d2.modeling.decode import (
+    MIN_LEVEL_BOX_SIDE,
+    amodal_boxes_at,
     decode_boxes,
     decode_levels,
     decode_ltrb_boxes,
     decode_predictions,
     to_instances,
     topk_peaks,
+    values_at,
 )
 from centernet_d2.modeling.targets import TargetSettings, build_targets
 from tests.common import gt_instances
@@ -460,6 +463,27 @@ class TestDecodeLevels(unittest.TestCase):
         torch.testing.assert_close(r.scores, torch.tensor([0.9, 0.8, 0.7]))  # IoU 0.64 < 0.7
         (r,) = to_instances(boxes, scores, classes, [(40, 40)], 0.05, nms_thresh=0.7, topk=1)
         torch.testing.assert_close(r.scores, torch.tensor([0.9]))
+
+    def test_boxes_of_no_size_get_centernet2s_least_side(self):
+        # all-zero distances at cell (1, 0) of stride 8: a point at the cell centre (12, 4)
+        logits, ltrb = [torch.full((1, 1, 2, 2), -9.0)], [torch.zeros(1, 4, 2, 2)]
+        logits[0][0, 0, 0, 1] = 3.0
+        ltrb[0][0, 0, 0, 1] = 1.0  # l = 1 cell: width 8 px, height 0
+        boxes, _, _ = decode_levels(logits, ltrb, [8], k=1)
+        torch.testing.assert_close(
+            boxes[0, 0], torch.tensor([4.0, 4.0, 12.0, 4.0 + MIN_LEVEL_BOX_SIDE])
+        )
+
+
+class TestAmodalBoxes(unittest.TestCase):
+    def test_hand_computed(self):
+        # (N, 4, H, W) = (1, 4, 3, 5); position 7 is cell (x 2, y 1)
+        ltrb = torch.zeros(1, 4, 3, 5)
+        ltrb[0, :, 1, 2] = torch.tensor([-3.0, -0.5, 4.0, 1.5])  # signed, from the corner
+        boxes = amodal_boxes_at(torch.tensor([[7, 0]]), ltrb, stride=4)
+        # (2 - 3, 1 - 0.5, 2 + 4, 1 + 1.5) cells * 4: reaches left of the image
+        self.assertEqual(boxes[0].tolist(), [[-4.0, 2.0, 24.0, 10.0], [0.0, 0.0, 0.0, 0.0]])
+        self.assertEqual(values_at(ltrb, torch.tensor([[7]]))[0, 0].tolist(), [-3, -0.5, 4, 1.5])
 
 
 if __name__ == "__main__":

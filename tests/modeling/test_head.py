@@ -70,5 +70,37 @@ class TestLtrbHead(unittest.TestCase):
             build_model(_ltrb_cfg("MODEL.CENTERNET.BOX_HEAD", "xywh"))
 
 
+class TestCenterNet2HeadOptions(unittest.TestCase):
+    def test_conv_bias_and_output_kernel(self):
+        shape = ShapeSpec(channels=32, stride=8)
+        head = CenterNetHead(
+            input_shape=[shape] * 2,
+            num_classes=3,
+            channels=32,
+            num_convs=2,
+            norm="GN",
+            box_head="ltrb",
+            per_level=True,
+            conv_bias=True,
+            out_kernel_size=3,
+        )
+        # conv 0 (bias + GN), ReLU, conv 2 (bias + GN), ReLU, output conv 4: CenterNet2's towers
+        tower = head.branches["heatmap"]
+        self.assertEqual(tuple(tower[0].bias.shape), (32,))
+        self.assertEqual(tuple(tower[0].norm.weight.shape), (32,))
+        self.assertEqual(tuple(tower[4].weight.shape), (3, 32, 3, 3))
+        out = head([torch.randn(1, 32, 6, 5), torch.randn(1, 32, 3, 3)])
+        self.assertEqual(tuple(out["heatmap"][0].shape), (1, 3, 6, 5))  # padding keeps the size
+        self.assertEqual(tuple(out["box"][1].shape), (1, 4, 3, 3))
+        # the default: no bias before a norm, 1x1 output convs
+        plain = CenterNetHead(input_shape=[shape], num_classes=3, channels=32, norm="GN")
+        self.assertIsNone(plain.branches["heatmap"][0].bias)
+        self.assertEqual(tuple(plain.branches["heatmap"][2].weight.shape), (3, 32, 1, 1))
+
+    def test_even_output_kernel_refused(self):
+        with self.assertRaisesRegex(ValueError, "HEAD_OUT_KERNEL_SIZE"):
+            CenterNetHead(input_shape=[ShapeSpec(channels=8)], num_classes=3, out_kernel_size=2)
+
+
 if __name__ == "__main__":
     unittest.main()

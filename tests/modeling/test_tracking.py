@@ -11,14 +11,17 @@ from detectron2.structures import Boxes, ImageList
 from detectron2.utils.events import EventStorage
 
 from centernet_d2.modeling import CenterTrack
+from centernet_d2.modeling.decode import decode_predictions
 from centernet_d2.modeling.tracking import (
     PrevFrameFusion,
     StemFusion,
+    amodal_box_targets,
     displacement_targets,
     first_layer,
     first_layer_shape,
     render_prev_heatmap,
 )
+from centernet_d2.modeling.tta import merge_flipped
 from tests.common import (
     CONFIG,
     MULTILEVEL_CONFIG,
@@ -392,6 +395,96 @@ class TestCenterTrack(unittest.TestCase):
 
     def test_is_a_registered_centernet(self):
         self.assertIsInstance(self.model, CenterTrack)
+
+
+class TestAmodalBoxes(unittest.TestCase):
+    """CenterTrack's amodal box head (MODEL.CENTERTRACK.AMODAL_BOX, its MOT models)."""
+
+    @classmethod
+    def setUpClass(cls):
+        torch.manual_seed(0)
+        cls.cfg = model_cfg(TRACK_CONFIG, "MODEL.CENTERTRACK.AMODAL_BOX", "True")
+        cls.model = build_model(cls.cfg)
+
+    def test_targets_hand_computed(self):
+        # a box reaching 8 px left of a 64 x 64 image: its clipped box (0, 10, 20, 30) has its
+        # centre (10, 20) in cell (2, 5) of the 16 x 16 grid (stride 4), flat index 5 * 16 + 2
+        inst = gt_instances([[-8, 10, 20, 30]], [0], (64, 64))
+        target = amodal_box_targets([inst], [(64, 64)], 5, torch.tensor([82]), (16, 16), 4)
+        # (-8 / 4 - 2, 10 / 4 - 5, 20 / 4 - 2, 30 / 4 - 5): not clipped
+        self.assertEqual(target.tolist(), [[-4.0, -2.5, 3.0, 2.5]])
+
+    def test_loss_hand_computed(self):
+        model = self.model.train()
+        sizes = [(64, 64), (64, 64)]
+        first = with_prev(gt_instances([[-8, 10, 20, 30]], [0], sizes[0]), [[0, 10, 20, 30]])
+        second = with_prev(gt_instances([[32, 32, 48, 72]], [1], sizes[1]), [[30, 30, 46, 62]])
+        g = torch.Generator().manual_seed(2)
+        predictions = {
+            "heatmap": torch.randn(2, 5, 16, 16, generator=g),
+            "size": torch.rand(2, 2, 16, 16, generator=g),
+            "offset": torch.rand(2, 2, 16, 16, generator=g),
+            "displacement": torch.randn(2, 2, 16, 16, generator=g),
+            "amodal_box": torch.randn(2, 4, 16, 16, generator=g),
+        }
+        with EventStorage():
+            targets = model.build_targets(
+                ImageList(torch.zeros(2, 3, 64, 64), sizes), predictions, [first, second]
+            )
+            losses = model.losses(predictions, targets)
+        # object 1: cell (2, 5) as above; object 2: clipped (32, 32, 48, 64), centre (40, 48),
+        # cell (10, 12), target (8 - 10, 8 - 12, 12 - 10, 18 - 12)
+        pred = predictions["amodal_box"]
+        first_error = (pred[0, :, 5, 2] - torch.tensor([-4.0, -2.5, 3.0, 2.5])).abs().mean()
+        second_error = (pred[1, :, 12, 10] - torch.tensor([-2.0, -4.0, 2.0, 6.0])).abs().mean()
+        expected = 0.1 * (first_error + second_error) / 2  # AMODAL_BOX_WEIGHT 0.1, 2 objects
+        self.assertAlmostEqual(losses["loss_amodal_box"].item(), expected.item(), places=5)
+
+    def test_inference_boxes_from_the_amodal_branch(self):
+        model = self.model.eval()
+        amodal = model.head.branches["amodal_box"][-1]
+        params = [amodal.weight, amodal.bias, model.head.branches["heatmap"][-1].bias]
+        saved = [p.detach().clone() for p in params]
+        try:
+            with torch.no_grad():
+                amodal.weight.zero_()
+                amodal.bias.copy_(torch.tensor([-1.0, -2.0, 3.0, 1.0]))  # cells, everywhere
+                model.head.branches["heatmap"][-1].bias.fill_(2.0)
+                image = torch.randint(0, 256, (3, 64, 96)).float()
+                images = model.preprocess_image([{"image": image}])
+                predictions = model.run_network(*model.network_inputs([{"image": image}], images))
+                boxes, scores, classes, _ = model.decode(predictions)
+        finally:
+            with torch.no_grad():
+                for p, value in zip(params, saved):
+                    p.copy_(value)
+        # each peak's cell (x, y): (x - 1, y - 2, x + 3, y + 1) * 4, not clipped by decode
+        *_, positions = decode_predictions(predictions, 4, model.test_topk, "size_offset", True)
+        W = predictions["heatmap"].shape[-1]
+        x, y = (positions[0] % W).float(), (positions[0] // W).float()
+        expected = torch.stack([x - 1, y - 2, x + 3, y + 1], dim=1) * 4
+        torch.testing.assert_close(boxes[0], expected)
+        self.assertTrue(bool((boxes[0, :, 1] < 0).any()))  # boxes of the top row reach above
+        # inference keeps the boxes above the threshold, clipped to the image
+        results = model.inference(images, predictions)[0]
+        self.assertEqual(len(results), int((scores[0] >= model.test_score_thresh).sum()))
+        self.assertGreaterEqual(float(results.pred_boxes.tensor[:, 1].min()), 0.0)
+
+    def test_flip_merge_of_a_mirror_pair(self):
+        # a box at cell x with distances (l, t, r, b) is, in the mirror image, at cell W - 1 - x
+        # with (1 - r, t, 1 - l, b): merging the pair gives the image's own outputs back
+        g = torch.Generator().manual_seed(3)
+        ltrb = torch.randn(1, 4, 3, 5, generator=g)
+        l, t, r, b = ltrb.unbind(dim=1)
+        mirror = torch.stack([1 - r, t, 1 - l, b], dim=1).flip(-1)
+        heat = torch.randn(1, 2, 3, 5, generator=g)
+        common = {"size": torch.ones(1, 2, 3, 5), "offset": torch.zeros(1, 2, 3, 5)}
+        merged = merge_flipped(
+            dict(common, heatmap=heat, amodal_box=ltrb),
+            dict(common, heatmap=heat.flip(-1), amodal_box=mirror),
+            "size_offset",
+        )
+        torch.testing.assert_close(merged["amodal_box"], ltrb)
 
 
 if __name__ == "__main__":

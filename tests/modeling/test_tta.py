@@ -16,9 +16,11 @@ from centernet_d2.data import generate_shapes_dataset, register_coco_dataset
 from centernet_d2.engine.predictor import CenterNetPredictor
 from centernet_d2.modeling.tta import (
     CenterNetWithTTA,
+    canvas_size,
     mean_probability_logits,
     merge_detections,
     merge_flipped,
+    place_on_canvas,
     resize_image,
     resize_input,
     scaled_size,
@@ -310,6 +312,56 @@ class TestTTAApplied(unittest.TestCase):
                 DatasetCatalog.remove(name)
                 MetadataCatalog.remove(name)
         self.assertIn("AP", results["bbox_TTA"])
+
+
+class TestCanvas(unittest.TestCase):
+    """INPUT.CENTERNET.TEST_CANVAS: CenterNet's test inputs, the image centred on black."""
+
+    def test_sizes(self):
+        self.assertEqual(canvas_size(384, 512, "square", 32), (512, 512))
+        self.assertEqual(canvas_size(300, 200, "square", 32), (320, 320))
+        # CenterNet's (side | 31) + 1: 512 becomes 544, 383 becomes 384
+        self.assertEqual(canvas_size(512, 383, "keep_res"), (544, 384))
+        with self.assertRaisesRegex(ValueError, "TEST_CANVAS"):
+            canvas_size(10, 10, "letterbox")
+
+    def test_place_on_canvas(self):
+        image = torch.arange(1, 9, dtype=torch.float32).view(1, 2, 4)
+        x = {"image": image, "prev_image": image + 10, "prev_boxes": torch.tensor([[0, 0, 2, 1]])}
+        out, offset = place_on_canvas(x, (5, 7), torch.device("cpu"))
+        # top (5 - 2) // 2 = 1, left (7 - 4) // 2 = 1
+        self.assertEqual(offset.tolist(), [1.0, 1.0])
+        self.assertEqual(out["image"][0, 1:3, 1:5].tolist(), image[0].tolist())
+        self.assertEqual(float(out["image"].sum()), float(image.sum()))  # black elsewhere
+        self.assertEqual(out["prev_image"][0, 2, 4].item(), 18.0)
+        self.assertEqual(out["prev_boxes"].tolist(), [[1.0, 1.0, 3.0, 2.0]])
+
+    def test_wrapper_equals_the_model_on_the_centred_image(self):
+        model = _model(CONFIG, "MODEL.CENTERNET.SCORE_THRESH_TEST", "0.0")
+        wrapped = CenterNetWithTTA(_cfg(CONFIG, "INPUT.CENTERNET.TEST_CANVAS", "square"), model)
+        self.assertFalse(wrapped.flip)  # TEST.AUG.ENABLED False: the canvas alone
+        g = torch.Generator().manual_seed(4)
+        image = torch.randint(0, 256, (3, 64, 96), generator=g).float()
+        (out,) = wrapped([{"image": image, "height": 64, "width": 96}])
+        # by hand: the image at row 16 of a black 96 x 96 canvas, detections moved up 16 rows
+        canvas = torch.zeros(3, 96, 96)
+        canvas[:, 16:80] = image
+        with torch.no_grad():
+            (ref,) = model([{"image": canvas}])
+        ref = ref["instances"]
+        boxes = Boxes(ref.pred_boxes.tensor - torch.tensor([0.0, 16.0, 0.0, 16.0]))
+        boxes.clip((64, 96))
+        keep = boxes.nonempty()
+        torch.testing.assert_close(out["instances"].pred_boxes.tensor, boxes.tensor[keep])
+        torch.testing.assert_close(out["instances"].scores, ref.scores[keep])
+
+    def test_trainer_and_predictor_use_it(self):
+        cfg = _cfg(CONFIG, "INPUT.CENTERNET.TEST_CANVAS", "keep_res")
+        predictor = CenterNetPredictor(cfg)
+        self.assertIsInstance(predictor.model, CenterNetWithTTA)
+        self.assertEqual(predictor.model.canvas, "keep_res")
+        out = predictor(np.full((50, 70, 3), 100, np.uint8))
+        self.assertEqual(out["instances"].image_size, (50, 70))
 
 
 class TestCenterTrackWrapper(unittest.TestCase):
