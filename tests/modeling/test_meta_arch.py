@@ -81,6 +81,8 @@ class TestEveryConfig(unittest.TestCase):
                 expected = {"loss_heatmap"} | box_losses[cfg.MODEL.CENTERNET.BOX_HEAD]
                 if isinstance(model, CenterTrack):  # tracking configs: the displacement too
                     expected.add("loss_displacement")
+                if cfg.MODEL.CENTERTRACK.AMODAL_BOX and isinstance(model, CenterTrack):
+                    expected.add("loss_amodal_box")
                 if cfg.MODEL.KEYPOINT_ON:
                     expected |= {"loss_keypoints", "loss_keypoint_heatmap", "loss_keypoint_offset"}
                 self.assertEqual(set(losses), expected)
@@ -103,10 +105,12 @@ class TestEveryConfig(unittest.TestCase):
                 with torch.no_grad():
                     outputs = model(eval_inputs)
                     images = model.preprocess_image(eval_inputs)
+                    predictions = model.run_network(images.tensor)
                     raw = decode_predictions(
-                        model.run_network(images.tensor), model.stride, model.test_topk,
-                        cfg.MODEL.CENTERNET.BOX_HEAD,
+                        predictions, model.stride, model.test_topk, cfg.MODEL.CENTERNET.BOX_HEAD,
                     )  # fmt: skip
+                    if isinstance(model, CenterTrack):  # its boxes: amodal ones with that head
+                        raw = model.decode(predictions)[:3]
                 self.assertEqual(len(outputs), 2)
                 for i, out in enumerate(outputs):
                     inst = out["instances"]
