@@ -11,6 +11,7 @@ import unittest
 
 import numpy as np
 import torch
+from detectron2.data.datasets.builtin_meta import KEYPOINT_CONNECTION_RULES
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, ImageList, pairwise_iou
 
@@ -21,6 +22,7 @@ from centernet_d2.official_weights import (
     check_against_model,
     convert_official_state_dict,
     identify,
+    save_converted,
 )
 from centernet_d2.utils.cli import run_tool
 from tests.common import CONFIG_DIR, TINY, load_tool, model_cfg, official_fixture
@@ -210,6 +212,63 @@ class TestParity(unittest.TestCase):
                 self.assertEqual(cfg.INPUT.FORMAT, "BGR")
                 np.testing.assert_allclose(cfg.MODEL.PIXEL_MEAN, np.array(mean) * 255, atol=1e-3)
                 np.testing.assert_allclose(cfg.MODEL.PIXEL_STD, np.array(std) * 255, atol=1e-3)
+
+
+class TestLayouts(unittest.TestCase):
+    """The published files without a fixture of their own, made from the fixtures' layouts."""
+
+    def test_mot17_half_is_coco_tracking_with_one_class_and_amodal_boxes(self):
+        state_dict, _ = official_fixture("coco_tracking_dla_34")
+        g = torch.Generator().manual_seed(0)
+        state_dict["hm.2.weight"] = torch.randn(1, 256, 1, 1, generator=g)
+        state_dict["hm.2.bias"] = torch.randn(1, generator=g)
+        amodal = {"0.weight": (256, 64, 3, 3), "0.bias": (256,), "2.weight": (4, 256, 1, 1)}
+        amodal["2.bias"] = (4,)
+        for key, shape in amodal.items():
+            state_dict["ltrb_amodal." + key] = torch.randn(*shape, generator=g)
+        published = identify(state_dict)
+        self.assertEqual(published.name, "mot17_half")
+        conversion = convert_official_state_dict(state_dict)
+        model = build_model(model_cfg(os.path.join(CONFIG_DIR, published.config)))
+        check_against_model(conversion, model.state_dict())
+        model.load_state_dict(conversion.model, strict=True)
+        torch.testing.assert_close(
+            model.head.branches["amodal_box"][2].weight, state_dict["ltrb_amodal.2.weight"]
+        )
+        self.assertTrue(model.amodal_box)
+
+    def test_dla_classifier_and_unused_projects_left_out(self):
+        state_dict, _ = official_fixture("ctdet_coco_dla_34")
+        state_dict["base.fc.weight"] = torch.zeros(1000, 512, 1, 1)
+        state_dict["base.fc.bias"] = torch.zeros(1000)
+        conversion = convert_official_state_dict(state_dict)
+        self.assertIn("base.fc.weight", conversion.dropped)
+        self.assertIn("base.level3.project.0.weight", conversion.dropped)
+        self.assertIn("base.level4.project.1.running_var", conversion.dropped)
+        # the depth-1 trees' projections are used: kept
+        self.assertIn("backbone.bottom_up.level5.project.0.weight", conversion.model)
+        self.assertIn("backbone.bottom_up.level3.tree1.project.0.weight", conversion.model)
+        self.assertEqual(len(conversion.dropped), 2 + 2 * 6)
+        # each folded DCN bias: running_mean - bias
+        key = "dla_up.ida_0.proj_1.conv.bias"
+        folded = conversion.model["backbone.dla_up.ida_0.proj_1.norm.running_mean"]
+        original = state_dict["dla_up.ida_0.proj_1.actf.0.running_mean"]
+        torch.testing.assert_close(folded, original - state_dict[key])
+        self.assertEqual(len(conversion.folded), 16)
+
+    def test_keypoint_metadata_saved(self):
+        state_dict, _ = official_fixture("multi_pose_dla_34")
+        conversion = convert_official_state_dict(state_dict)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_converted(conversion, os.path.join(tmp, "pose.pkl"), num_classes=1)
+            checkpoint = SafeCheckpointer(torch.nn.Module())._load_file(path)
+        self.assertEqual(checkpoint["class_names"], ["person"])
+        self.assertEqual(checkpoint["keypoint_names"][:3], ["nose", "left_eye", "right_eye"])
+        self.assertIn(["left_eye", "right_eye"], checkpoint["keypoint_flip_map"])
+        # Detectron2's skeleton, which its Visualizer draws
+        rules = [list(r) for r in KEYPOINT_CONNECTION_RULES]
+        self.assertEqual([list(r) for r in checkpoint["keypoint_connection_rules"]], rules)
+        self.assertFalse(checkpoint["matching_heuristics"])
 
 
 def run_convert(argv):
