@@ -3,7 +3,9 @@ disturbed boxes that the previous-frame heatmap is drawn from (:class:`CenterTra
 
 A frame of a video is paired with a frame of the same video less than ``max_frame_dist`` frames
 away (earlier, later or itself, uniformly, as CenterTrack's ``_load_pre_data``); both go through
-the frame's augmentation. A still image, or a frame paired with itself, is paired with a copy of
+the frame's geometric augmentation (resize, crop, flip), and each frame gets colour jitter of its
+own (as CenterTrack's ``color_aug`` per image): Detectron2's contrast and saturation jitter blend
+an image with its own mean and grey image, which must not be the other frame's. A still image, or a frame paired with itself, is paired with a copy of
 its augmented self shifted and scaled by :func:`static_pair_transform` (CenterTrack's training on
 still images: any detection set trains a tracker). The boxes of the previous frame are then
 disturbed as CenterTrack's ``_get_pre_dets`` does (:func:`disturb_prev_boxes`).
@@ -178,6 +180,9 @@ class CenterTrackDatasetMapper(CenterNetDatasetMapper):
         """
         super().__init__(is_train, **kwargs)
         self.pair_settings = pair_settings
+        augs = self.augmentations.augs
+        self.geometric = T.AugmentationList([a for a in augs if not _is_photometric(a)])
+        self.photometric = T.AugmentationList([a for a in augs if _is_photometric(a)])
         videos: Dict[object, Dict[int, dict]] = defaultdict(dict)
         for d in frames:
             if "video_id" not in d or "frame_id" not in d:
@@ -222,15 +227,18 @@ class CenterTrackDatasetMapper(CenterNetDatasetMapper):
         utils.check_image_size(dataset_dict, image)
         prev_dict = self.prev_frame(dataset_dict)
         aug_input = T.AugInput(image)
-        transforms = self.augmentations(aug_input)
+        transforms = self.geometric(aug_input)  # shared by the two frames
+        geometric_image = aug_input.image
+        self.photometric(aug_input)  # the frame's own colours
         image = aug_input.image
         shape = image.shape[:2]
         instances = self._objects(dataset_dict.pop("annotations", []), transforms, shape)
         s = self.pair_settings
         if prev_dict is None or prev_dict["frame_id"] == dataset_dict["frame_id"]:
-            # a still image: the previous frame is a shifted, scaled view of the augmented image
+            # a still image: the previous frame is a shifted, scaled view of the geometrically
+            # augmented image, with colours of its own
             shift = static_pair_transform(*shape, s.shift, s.scale)
-            prev_image = shift.apply_image(image)
+            prev_image = self._recoloured(shift.apply_image(geometric_image))
             prev_boxes = Boxes(shift.apply_box(instances.gt_boxes.tensor.numpy()))
             prev_boxes.clip(shape)
             prev_instances = utils.filter_empty_instances(
@@ -242,7 +250,7 @@ class CenterTrackDatasetMapper(CenterNetDatasetMapper):
             if not s.same_augmentation:
                 shift = static_pair_transform(*shape, s.shift, s.scale)
                 transforms = T.TransformList(transforms.transforms + [shift])
-            prev_image = transforms.apply_image(prev_image)
+            prev_image = self._recoloured(transforms.apply_image(prev_image))
             annotations = copy.deepcopy(prev_dict.get("annotations", []))
             prev_instances = self._objects(annotations, transforms, shape)
         instances.gt_prev_boxes = link_prev_boxes(instances, prev_instances)
@@ -254,6 +262,12 @@ class CenterTrackDatasetMapper(CenterNetDatasetMapper):
             disturb_prev_boxes(prev_boxes, s.jitter, s.drop, s.false_positive)
         )
         return dataset_dict
+
+    def _recoloured(self, image: np.ndarray) -> np.ndarray:
+        """``image`` after colour jitter drawn for it (the photometric augmentations)."""
+        aug_input = T.AugInput(image)
+        self.photometric(aug_input)
+        return aug_input.image
 
     def _objects(
         self, annotations: List[dict], transforms: T.TransformList, shape: Tuple[int, int]
@@ -271,6 +285,14 @@ class CenterTrackDatasetMapper(CenterNetDatasetMapper):
         instances = utils.annotations_to_instances(annotations, shape)
         instances.gt_track_ids = torch.tensor(track_ids, dtype=torch.int64)
         return utils.filter_empty_instances(instances)
+
+
+# colour jitter: drawn per frame (geometric augmentations are shared by a pair)
+_PHOTOMETRIC = (T.RandomBrightness, T.RandomContrast, T.RandomSaturation, T.RandomLighting)
+
+
+def _is_photometric(aug: T.Augmentation) -> bool:
+    return isinstance(aug, _PHOTOMETRIC)
 
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -119,6 +119,65 @@ class TestLink(unittest.TestCase):
             PairSettings(drop=1.5)
 
 
+class TestPairAugmentation(unittest.TestCase):
+    """Full augmentation (scale, crop, flip, colour jitter): geometry shared by the two frames,
+    colours drawn per frame, nothing of the current frame in the previous one."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.files = {}
+        for name, value in (("white", 255), ("black", 0)):
+            cls.files[name] = os.path.join(cls.tmp.name, name + ".png")
+            cv2.imwrite(cls.files[name], np.full((64, 96, 3), value, np.uint8))
+        for name in ("now", "before"):
+            cls.files[name] = os.path.join(cls.tmp.name, name + ".png")
+            square_image(cls.files[name], (64, 96), (30, 20, 50, 36))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def pair(self, now, before, seed, jitter="0.4", scale="(0.6, 1.3)"):
+        frames = [
+            {"file_name": self.files[f], "height": 64, "width": 96, "image_id": i,
+             "video_id": 1, "frame_id": i, "annotations": []}
+            for i, f in enumerate((before, now))
+        ]  # fmt: skip
+        cfg = model_cfg(
+            TRACK_CONFIG,
+            "INPUT.CENTERNET.TRAIN_SIZE", "(64, 96)",
+            "INPUT.CENTERNET.SCALE_RANGE", scale,
+            "INPUT.RANDOM_FLIP", "horizontal",
+            "INPUT.CENTERNET.COLOR_JITTER", jitter,
+        )  # fmt: skip
+        mapper = CenterTrackDatasetMapper(cfg, True, frames=frames)
+        np.random.seed(seed)
+        with mock.patch.object(mapper, "prev_frame", return_value=frames[0]):
+            return mapper(dict(frames[1]))
+
+    def test_previous_image_depends_only_on_the_previous_file(self):
+        # a black previous frame stays black whatever the white current frame's jitter: blending
+        # with the current frame's mean or grey image would brighten it (scales above 1: cropped,
+        # never padded with grey)
+        for seed in range(12):
+            out = self.pair("white", "black", seed, scale="(1.1, 1.3)")
+            self.assertEqual(int(out["prev_image"].max()), 0, f"seed {seed}")
+            self.assertGreater(int(out["image"].max()), 0)
+
+    def test_geometry_shared_colours_per_frame(self):
+        differ = 0
+        for seed in range(12):
+            out = self.pair("now", "before", seed, jitter="0.2")
+            # the same scale, crop and flip: the square is at the same place in both (give or
+            # take the blurred edge pixel that jitter lifts above the threshold)
+            np.testing.assert_allclose(
+                bright_box(out["image"]), bright_box(out["prev_image"]), atol=1
+            )
+            differ += int(not torch.equal(out["image"], out["prev_image"]))
+        self.assertGreater(differ, 6)  # each frame's own colour jitter
+
+
 class TestMapper(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
