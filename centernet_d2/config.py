@@ -148,6 +148,10 @@ def add_centernet_config(cfg: CN) -> CN:
     # raises naming them (missing, truncated and wrongly sized files are found before the first
     # iteration), "skip" warns naming them and trains on the other images.
     _C.DATALOADER.BAD_IMAGES = "stop"
+    # Training objects whose annotation has a "visibility" (MOTChallenge's, in the COCO-video
+    # jsons of tools/convert_mot.py) below this are left out (CenterTrack: 0.25); evaluation
+    # counts every object, as TrackEval.
+    _C.DATALOADER.MIN_VISIBILITY = 0.0
 
     # Optimiser built by centernet_d2.engine.Trainer: "SGD" (Detectron2's), "ADAM" (the paper's) or
     # "ADAMW"; SOLVER.BASE_LR, WEIGHT_DECAY, MOMENTUM (SGD) and CLIP_GRADIENTS apply to each.

@@ -402,6 +402,7 @@ MOT_ROWS = (
     (3, lambda f: [5.0, 30.0, 6.0, 6.0], 0, 1, 1.0),  # conf 0: not ground truth
     (4, lambda f: [20.0, 25.0, 6.0, 14.0], 1, 7, 1.0),  # a static person (ignored)
     (5, lambda f: [50.0, 2.0, 12.0, 7.0], 1, 3, 1.0),  # a car
+    (6, lambda f: [30.0, 36.0, 5.0, 10.0], 0, 8, 1.0),  # a distractor with conf 0 (ignored)
 )
 
 

@@ -52,7 +52,8 @@ def get_parser() -> argparse.ArgumentParser:
         "--min-visibility",
         type=float,
         default=0.0,
-        help="leave out objects less visible than this (CenterTrack: 0.25)",
+        help="no longer a conversion option: the json keeps every object with its visibility, "
+        "and training leaves out the less visible ones by DATALOADER.MIN_VISIBILITY",
     )
     parser.add_argument(
         "--sequences", nargs="+", help="sequence folders to convert (default: all, sorted)"
@@ -62,13 +63,18 @@ def get_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> dict:
     setup_logger(name="centernet_d2")
+    if args.min_visibility:
+        raise ValueError(
+            "--min-visibility is no longer a conversion option: evaluation must count every "
+            "object, as TrackEval does. Convert without it and set DATALOADER.MIN_VISIBILITY "
+            f"{args.min_visibility:g} in the training config instead"
+        )
     coco = convert_mot(
         args.mot_root,
         args.output,
         half=args.half,
         classes=args.classes,
         ignore_classes=args.ignore_classes,
-        min_visibility=args.min_visibility,
         sequences=args.sequences,
     )
     crowd = sum(a["iscrowd"] for a in coco["annotations"])

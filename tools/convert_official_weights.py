@@ -67,7 +67,9 @@ def main(args):
     with flag_context(args.input):
         check_against_model(conversion, build_model(cfg).state_dict())
     save_converted(conversion, args.output, num_classes=cfg.MODEL.CENTERNET.NUM_CLASSES)
-    print(f"{args.output}: {published.name} ({published.published}), {len(conversion.model)} tensors")
+    print(
+        f"{args.output}: {published.name} ({published.published}), {len(conversion.model)} tensors"
+    )
     print(f"  config: {os.path.relpath(config_file)}")
     print(f"  left out (unused by the authors' forward): {len(conversion.dropped)} keys")
     print(f"  deformable-conv biases folded into their BatchNorm: {len(conversion.folded)}")

@@ -7,10 +7,13 @@ A MOTChallenge split folder holds one folder per sequence::
     <seq>/img1/000001.jpg ...  # frames 1 .. seqLength
     <seq>/gt/gt.txt            # frame,id,x,y,w,h,conf,class,visibility per line
 
-Rows with ``conf`` 0 are not ground truth and are left out; of the others, ``classes`` become
-objects (category ``k + 1`` for ``classes[k]``; default pedestrians) and ``ignore_classes`` crowd
-annotations (``iscrowd`` 1, the first category), which evaluation ignores (MOTChallenge's
-ignored persons, classes 2, 7, 8 and 12, as CenterTrack's converter); other classes are dropped.
+Rows of ``classes`` become objects (category ``k + 1`` for ``classes[k]``; default pedestrians)
+unless their ``conf`` is 0 (not ground truth); rows of ``ignore_classes`` become crowd annotations
+(``iscrowd`` 1, the first category) whatever their ``conf``, which evaluation ignores, as
+TrackEval does with MOTChallenge's distractors (classes 2, 7, 8 and 12); other classes are
+dropped. Every object is kept whatever its visibility, which each annotation records
+(``visibility``): evaluation counts them all, as TrackEval; training leaves out the less visible
+ones by ``DATALOADER.MIN_VISIBILITY`` (CenterTrack: 0.25).
 Boxes are kept as the file has them (XYWH, its x, y unshifted, as CenterTrack's converter).
 ``half`` splits each sequence as CenterTrack's ``train_half`` / ``val_half``: frames
 ``1 .. n // 2 + 1`` and ``n // 2 + 2 .. n`` of ``n``, renumbered from 1 in ``frame_id``, with no
@@ -120,7 +123,6 @@ def mot_to_coco_video(
     half: Optional[str] = None,
     classes: Sequence[int] = (1,),
     ignore_classes: Sequence[int] = (),
-    min_visibility: float = 0.0,
     sequences: Optional[Sequence[str]] = None,
 ) -> dict:
     """
@@ -131,7 +133,6 @@ def mot_to_coco_video(
         half: None (whole sequences) or one of :data:`HALVES`.
         classes: MOT class ids that become objects, category ``k + 1`` for ``classes[k]``.
         ignore_classes: MOT class ids that become crowd annotations.
-        min_visibility: rows less visible than this are left out (CenterTrack: 0.25).
         sequences: the sequence folders to convert, in this order (MOT17: the ``-FRCNN`` ones,
             as CenterTrack); default all, sorted.
 
@@ -191,9 +192,9 @@ def mot_to_coco_video(
         for row in _read_gt(gt_file, n):
             frame, track_id, x, y, w, h, conf, cls, visibility = row.tolist()
             cls = int(cls)
-            if int(frame) not in image_id_of or conf == 0 or visibility < min_visibility:
+            if int(frame) not in image_id_of:
                 continue
-            if cls not in category_of and cls not in ignore_classes:
+            if cls not in ignore_classes and (cls not in category_of or conf == 0):
                 continue
             out["annotations"].append(
                 {

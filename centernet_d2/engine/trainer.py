@@ -27,7 +27,7 @@ from ..data.checks import check_annotations, check_image_files
 from ..data.frame_pairs import CenterTrackDatasetMapper
 from ..data.mapper import CenterNetDatasetMapper
 from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
-from ..data.video import build_video_test_loader
+from ..data.video import build_video_test_loader, drop_hidden_objects
 from ..evaluation import (
     FrameDetectionsEvaluator,
     MOTEvaluator,
@@ -201,13 +201,14 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_dataset(cls, cfg):
         """The dataset dicts of ``DATASETS.TRAIN``, checked before training starts: bad boxes are
-        dropped or clipped (:func:`check_annotations`), images left without objects are dropped
+        dropped or clipped (:func:`check_annotations`), objects less visible than
+        ``DATALOADER.MIN_VISIBILITY`` left out (:func:`drop_hidden_objects`), images left without objects are dropped
         if ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``, and image files that are missing, unreadable
         or not of their annotated size stop training or are left out, per
         ``DATALOADER.BAD_IMAGES`` (:func:`check_image_files`).
         """
         dicts = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=False)
-        dicts = check_annotations(dicts)
+        dicts = drop_hidden_objects(check_annotations(dicts), cfg.DATALOADER.MIN_VISIBILITY)
         if cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS:
             dicts = filter_images_with_only_crowd_annotations(dicts)
         return check_image_files(dicts, cfg.DATALOADER.BAD_IMAGES)

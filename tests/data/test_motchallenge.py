@@ -55,15 +55,21 @@ class TestConvertMOT(unittest.TestCase):
 
     def test_options(self):
         coco = mot_to_coco_video(
-            self.root, classes=(1, 3), ignore_classes=(7,), min_visibility=0.25, sequences=["MOT-B"]
+            self.root, classes=(1, 3), ignore_classes=(7, 8), sequences=["MOT-B"]
         )
         self.assertEqual([v["file_name"] for v in coco["videos"]], ["MOT-B"])
         self.assertEqual(
             coco["categories"], [{"id": 1, "name": "pedestrian"}, {"id": 2, "name": "car"}]
         )
         got = Counter((a["track_id"], a["category_id"], a["iscrowd"]) for a in coco["annotations"])
-        # id 2 is too hidden; id 4 (static person) is a crowd box; id 5 is a car
-        self.assertEqual(got, {(1, 1, 0): 4, (4, 1, 1): 4, (5, 2, 0): 4})
+        # id 2 (20 % visible) stays, as TrackEval counts it; id 4 (static person) and id 6 (a
+        # distractor of conf 0, which TrackEval still uses) are crowd boxes; id 5 is a car;
+        # id 3 (a pedestrian of conf 0) is not ground truth
+        self.assertEqual(
+            got, {(1, 1, 0): 4, (2, 1, 0): 4, (4, 1, 1): 4, (5, 2, 0): 4, (6, 1, 1): 4}
+        )
+        visibility = {a["track_id"]: a["visibility"] for a in coco["annotations"]}
+        self.assertEqual(visibility[2], 0.2)
 
     def test_halves(self):
         # CenterTrack's cut of n frames: 1 .. n // 2 + 1 and the rest; A: 1-3 | 4-5, B: 1-3 | 4
@@ -129,7 +135,7 @@ class TestConvertMOT(unittest.TestCase):
         gt = os.path.join(self.root, "MOT-A", "gt", "gt.txt")
         with open(gt, "a") as f:
             f.write("6,1,1,1,5,5,1,1,1.0\n")  # frame 6 of 5
-        with self.assertRaisesRegex(ValueError, "gt.txt, line 26: frame 6 is not in 1..5"):
+        with self.assertRaisesRegex(ValueError, "gt.txt, line 31: frame 6 is not in 1..5"):
             mot_to_coco_video(self.root, sequences=["MOT-A"])
         with open(gt, "w") as f:
             f.write("1,1,1,1,5,5\n")
@@ -172,3 +178,54 @@ class TestConvertMOTTool(unittest.TestCase):
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertIn("error: MOT folder", result.stderr)
         self.assertIn("nothing not found", result.stderr)
+
+    def test_visibility_is_not_a_conversion_option(self):
+        # a val json filtered by visibility would not be TrackEval's ground truth
+        tool = load_tool("convert_mot")
+        with tempfile.TemporaryDirectory() as tmp:
+            args = tool.get_parser().parse_args(
+                [tmp, os.path.join(tmp, "val.json"), "--min-visibility", "0.25"]
+            )
+            with self.assertRaisesRegex(ValueError, "DATALOADER.MIN_VISIBILITY 0.25"):
+                tool.main(args)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "val.json")))
+
+
+class TestTrainingVisibility(unittest.TestCase):
+    def test_only_training_drops_hidden_objects(self):
+        from centernet_d2.data.video import drop_hidden_objects
+
+        dicts = [
+            {"image_id": 1, "annotations": [
+                {"track_id": 1, "visibility": 1.0}, {"track_id": 2, "visibility": 0.2},
+                {"track_id": 4, "visibility": 0.1, "iscrowd": 1}, {"track_id": 7},
+            ]}
+        ]  # fmt: skip
+        kept = drop_hidden_objects(dicts, 0.25)
+        self.assertEqual([a["track_id"] for a in kept[0]["annotations"]], [1, 4, 7])
+        self.assertEqual(len(dicts[0]["annotations"]), 4)  # the given dicts unchanged
+        self.assertIs(drop_hidden_objects(dicts, 0.0), dicts)
+
+    def test_trainer_applies_it_to_the_training_set(self):
+        from centernet_d2.engine.trainer import Trainer
+        from tests.common import TRACK_CONFIG, model_cfg
+
+        with tempfile.TemporaryDirectory() as tmp:
+            root = os.path.join(tmp, "train")
+            write_mot_folder(root, {"MOT-A": 3})
+            convert_mot(root, os.path.join(tmp, "train.json"), ignore_classes=(7, 8))
+            register_coco_video_dataset("mot_vis_train", os.path.join(tmp, "train.json"), root)
+            try:
+                for visibility, ids in (("0.0", {1, 2, 4, 6}), ("0.25", {1, 4, 6})):
+                    cfg = model_cfg(
+                        TRACK_CONFIG,
+                        "DATASETS.TRAIN", '("mot_vis_train",)',
+                        "MODEL.CENTERNET.NUM_CLASSES", "1",
+                        "DATALOADER.MIN_VISIBILITY", visibility,
+                    )  # fmt: skip
+                    dicts = Trainer.build_train_dataset(cfg)
+                    got = {a["track_id"] for d in dicts for a in d["annotations"]}
+                    self.assertEqual(got, ids)
+            finally:
+                DatasetCatalog.remove("mot_vis_train")
+                MetadataCatalog.remove("mot_vis_train")
