@@ -81,6 +81,16 @@ class UnknownLabelsError(ValueError):
         self.pairs = list(pairs)
 
 
+def _flag(path: str, field: str, text: Optional[str]) -> bool:
+    """A VOC 0/1 field (``difficult``, ``truncated``) as written in practice: "1", " 1 ", "1.0";
+    missing or empty is 0. ``ValueError`` naming the file for a non-number."""
+    text = (text or "0").strip() or "0"
+    try:
+        return float(text) != 0
+    except ValueError:
+        raise ValueError(f"VOC annotation {path}: <{field}> is {text!r}, not 0 or 1") from None
+
+
 def _positive_int(text: Optional[str]) -> Optional[int]:
     try:
         value = int(float(text))
@@ -117,8 +127,10 @@ def read_voc_annotation(path: str, fileid: str, image_dir: str, images: frozense
                 "Detectron2's Pascal VOC evaluator expects; round the coordinates"
             )
         x0, y0, x1, y1 = (float(c) for c in coords)
-        difficult = (obj.findtext("difficult") or "0").strip() == "1"
-        objects.append(VOCObject(obj.findtext("name").strip(), (x0 - 1, y0 - 1, x1, y1), difficult))
+        difficult = _flag(path, "difficult", obj.findtext("difficult"))
+        _flag(path, "truncated", obj.findtext("truncated"))  # checked: the evaluator reads it
+        name = (obj.findtext("name") or "").strip()
+        objects.append(VOCObject(name, (x0 - 1, y0 - 1, x1, y1), difficult))
     filename = (tree.findtext("filename") or "").strip()
     candidates = ([filename] if filename else []) + [fileid + e for e in VOC_IMAGE_EXTENSIONS]
     found = next((c for c in candidates if c in images), candidates[0])

@@ -4,6 +4,8 @@ import os
 import tempfile
 import unittest
 
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
 from centernet_d2.data import load_voc_folder, register_voc_dataset
 from centernet_d2.evaluation import PascalVOCEvaluator
 from tests.common import evaluator_inputs, write_helmet_voc
@@ -50,6 +52,61 @@ class TestPascalVOCEvaluator(unittest.TestCase):
         bbox = self._evaluate(4.0)
         self.assertAlmostEqual(bbox["AP50"], 100.0, places=4)
         self.assertLess(bbox["AP"], 100.0)
+
+
+class TestMessyFolder(unittest.TestCase):
+    """A folder the loader accepts is scored as the loader read it: class names with spaces
+    around them, blank lines and a second column in the split file, flags written "0.0"."""
+
+    def test_evaluator_reads_what_the_loader_accepted(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            voc = write_helmet_voc(os.path.join(tmp, "helmet"), stray_label=False)
+            ids = voc["ids"]["trainval"]
+            for fileid in ids:
+                path = os.path.join(voc["dir"], "Annotations", fileid + ".xml")
+                text = open(path).read()
+                text = text.replace("<name>hat</name>", "<name> hat\n</name>")
+                text = text.replace("<truncated>0</truncated>", "<truncated>0.0</truncated>")
+                text = text.replace("<difficult>0</difficult>", "<difficult>0.0</difficult>")
+                text = text.replace("<difficult>1</difficult>", "<difficult> 1 </difficult>")
+                with open(path, "w") as f:
+                    f.write(text)
+            with open(os.path.join(voc["dir"], "ImageSets", "Main", "trainval.txt"), "w") as f:
+                f.write(
+                    "\n".join(f"{i}  1" for i in ids[:6]) + "\n\n" + "\n".join(ids[6:]) + "\n\n"
+                )
+            register_voc_dataset("voc_messy", voc["dir"], "trainval")
+            try:
+                dicts = load_voc_folder(voc["dir"], "trainval", ["hat", "person"])
+                self.assertEqual(len(dicts), 12)
+                names = {a["category_id"] for d in dicts for a in d["annotations"]}
+                self.assertEqual(names, {0, 1})  # " hat" is hat
+                self.assertEqual(sum(a["difficult"] for d in dicts for a in d["annotations"]), 1)
+                evaluator = PascalVOCEvaluator("voc_messy")
+                evaluator.reset()
+                evaluator.process(*_outputs(dicts))
+                bbox = evaluator.evaluate()["bbox"]
+            finally:
+                DatasetCatalog.remove("voc_messy")
+                MetadataCatalog.remove("voc_messy")
+        # every object the loader read detected exactly: both classes at AP 100
+        self.assertAlmostEqual(bbox["AP50-hat"], 100.0, places=4)
+        self.assertAlmostEqual(bbox["AP50-person"], 100.0, places=4)
+        self.assertAlmostEqual(bbox["AP"], 100.0, places=4)
+
+    def test_flag_that_is_not_a_number(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            voc = write_helmet_voc(os.path.join(tmp, "helmet"), stray_label=False)
+            path = os.path.join(voc["dir"], "Annotations", "000013.xml")
+            text = (
+                open(path)
+                .read()
+                .replace("<truncated>0</truncated>", "<truncated>no</truncated>", 1)
+            )
+            with open(path, "w") as f:
+                f.write(text)
+            with self.assertRaisesRegex(ValueError, "000013.xml: <truncated> is 'no'"):
+                load_voc_folder(voc["dir"], "test", ["hat", "person"])
 
 
 if __name__ == "__main__":
