@@ -85,6 +85,56 @@ class TestYOLOFolder(unittest.TestCase):
             with self.assertRaisesRegex(FileNotFoundError, "images/valid or .*valid/images"):
                 register_yolo_dataset("yolo_missing", root, "valid")
 
+    def test_missing_labels_folder_is_named(self):
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "train", {"a": ((50, 50), None)}, NAMES)  # no label file
+            labels = os.path.join(root, "labels", "train")
+            self.assertFalse(os.path.isdir(labels))
+            with self.assertRaisesRegex(FileNotFoundError, f"no labels folder {labels}"):
+                register_yolo_dataset("yolo_no_labels", root, "train")
+
+    def test_warns_when_most_images_have_no_label_file(self):
+        images = {f"u{i}": ((50, 50), None) for i in range(3)}
+        images["l"] = ((50, 50), [(0, [1, 1, 9, 9])])
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "train", images, NAMES)
+            with self.assertLogs("centernet_d2.data.yolo", "WARNING") as logs:
+                dicts = load_yolo_dataset(root, "train")
+        self.assertEqual(sum(len(d["annotations"]) for d in dicts), 1)
+        self.assertIn("3 of 4 images have no label file", logs.output[0])
+
+    def test_pose_lines_give_boxes_and_keypoints(self):
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "train", {"p": ((100, 200), [])}, NAMES)
+            with open(os.path.join(root, "data.yaml"), "w") as f:
+                f.write("names: [a, b, c]\nkpt_shape: [3, 3]\nflip_idx: [0, 2, 1]\n")
+            with open(os.path.join(root, "labels", "train", "p.txt"), "w") as f:
+                # box centre (0.5, 0.5) of 0.4 x 0.6; keypoints visible, hidden, not labelled
+                f.write("1 0.5 0.5 0.4 0.6 0.5 0.3 2 0.4 0.6 1 0.0 0.0 0\n")
+            register_yolo_dataset("yolo_pose", root, "train")
+            try:
+                (d,) = DatasetCatalog.get("yolo_pose")
+                meta = MetadataCatalog.get("yolo_pose")
+                self.assertEqual(meta.keypoint_names, ["kp0", "kp1", "kp2"])
+                self.assertEqual(meta.keypoint_flip_map, [("kp1", "kp2")])
+            finally:
+                DatasetCatalog.remove("yolo_pose")
+                MetadataCatalog.remove("yolo_pose")
+        (a,) = d["annotations"]
+        # the box from the first 4 numbers (pixels: x * 200, y * 100), not a polygon of all
+        np.testing.assert_allclose(a["bbox"], [60, 20, 140, 80], atol=1e-6)
+        np.testing.assert_allclose(a["keypoints"], [100, 30, 2, 80, 60, 1, 0, 0, 0], atol=1e-6)
+
+    def test_pose_line_of_the_wrong_length(self):
+        with tempfile.TemporaryDirectory() as root:
+            write_yolo_folder(root, "train", {"p": ((100, 200), [])}, NAMES)
+            with open(os.path.join(root, "data.yaml"), "w") as f:
+                f.write("names: [a, b, c]\nkpt_shape: [2, 2]\n")
+            with open(os.path.join(root, "labels", "train", "p.txt"), "w") as f:
+                f.write("1 0.5 0.5 0.4 0.6 0.5 0.3\n")
+            with self.assertRaisesRegex(ValueError, "p.txt line 1: .* 2 keypoints of 2 values"):
+                load_yolo_dataset(root, "train")
+
 
 class TestYOLOTraining(unittest.TestCase):
     def test_trains_and_evaluates_with_coco_evaluator(self):
