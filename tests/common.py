@@ -490,3 +490,22 @@ def official_fixture(name: str):
         raise ValueError(f"the rebuilt state dict of {name} does not match its SHA-256")
     with np.load(os.path.join(OFFICIAL_FIXTURES, name + ".npz")) as arrays:
         return state_dict, {k: arrays[k] for k in arrays.files}
+
+
+def peak_rss_growth_mib(setup: str, statement: str) -> float:
+    """How much a fresh Python's peak resident memory grows (MiB) while running ``statement``
+    after ``setup`` (both code strings), on the CPU, one thread."""
+    code = (
+        "import resource, torch\n"
+        "torch.set_num_threads(1)\n"
+        f"{setup}\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"{statement}\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print((after - before) / 1024)\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])

@@ -16,13 +16,16 @@ concatenated, finest level first, row-major within a level: P positions in all.
   distances (l, t, r, b) from the cell centre to the box sides in cells of that level; where
   objects compete, the one of smallest ``d^2 / r^2``. Each such cell weighs 1.
 
+The objects are taken in chunks of at most :data:`CHUNK_ELEMENTS` / P objects: the (objects x
+positions) tensors of a chunk bound the memory, whatever the number of objects in the batch.
+
 Shape shorthand:
     N: images, K: classes, M: objects of the batch, L: levels, P: positions of all levels.
 """
 
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.structures import Instances
@@ -35,6 +38,10 @@ __all__ = ["LevelTargets", "flatten_levels", "level_positions", "build_level_tar
 # Heatmap values below 1e-4 are 0 (CenterNet2): no far-away negative is down-weighted; that is
 # d^2 / r^2 above -log(1e-4).
 _MAX_NORM_DIST2 = -math.log(1e-4)
+# Elements of each (objects x positions) tensor built at once (8 MiB of float32): 94 objects of
+# the ~22k positions of a COCO input (800 x 1333, P3-P7), where all 400 objects of a batch took
+# 422 MiB; one chunk for the CPU configs' 256-320 px inputs.
+CHUNK_ELEMENTS = 2**21
 
 
 @dataclass
@@ -102,6 +109,7 @@ def build_level_targets(
     level_shapes: Sequence[Tuple[int, int]],
     strides: Sequence[int],
     settings: TargetSettings,
+    chunk: Optional[int] = None,
 ) -> LevelTargets:
     """Heatmap, positive and box targets of a batch on all levels (see the module docstring).
 
@@ -116,6 +124,8 @@ def build_level_targets(
         strides: input pixels per cell of each level.
         settings: ``min_overlap`` (o), ``min_radius`` (pixels) and ``size_ranges`` (one
             (low, high) half-diagonal range in pixels per level, inclusive).
+        chunk: objects whose (objects x positions) terms are computed at once; default
+            ``CHUNK_ELEMENTS // P``.
     """
     if len(settings.size_ranges) != len(level_shapes):
         raise ValueError(
@@ -127,52 +137,37 @@ def build_level_targets(
     device, M = boxes.device, boxes.shape[0]
     cells, level, stride = level_positions(level_shapes, strides, device)  # (P, 2), (P,), (P,)
     P = cells.shape[0]
-
-    centers = (boxes[:, :2] + boxes[:, 2:]) / 2  # (M, 2)
-    wh = boxes[:, 2:] - boxes[:, :2]  # (M, 2)
-    # per axis, (M, P) tensors: the object against every position of every level
-    x, y = cells[:, 0].float(), cells[:, 1].float()  # (P,) cells on their level's grid
-    loc_x, loc_y = (x + 0.5) * stride, (y + 0.5) * stride  # (P,) cell centres in pixels
-    cx, cy = centers[:, :1], centers[:, 1:]  # (M, 1)
-    # cells from the cell holding the centre on the position's level
-    off_x = (x - (cx / stride).floor()).abs()  # (M, P)
-    off_y = (y - (cy / stride).floor()).abs()
-    is_peak = (off_x == 0) & (off_y == 0)
-    dist2 = ((loc_x - cx) ** 2 + (loc_y - cy) ** 2).masked_fill(is_peak, 0.0)  # (M, P)
-    delta = (1 - settings.min_overlap) / (1 + settings.min_overlap)
-    radius2 = (2 * delta**2 * wh.prod(dim=1)).clamp(min=settings.min_radius**2)  # (M,)
-    norm_dist2 = dist2 / radius2[:, None]  # (M, P)
-
-    # clamped first: exp of large negatives gives subnormal floats, which are slow on CPUs
-    g = torch.exp(-norm_dist2.clamp(max=_MAX_NORM_DIST2))
-    g = g.masked_fill(norm_dist2 > _MAX_NORM_DIST2, 0.0)
-    heatmap = torch.zeros(N * K, P, device=device)
-    channels = image * K + classes  # (M,)
-    if M:
-        heatmap.scatter_reduce_(0, channels[:, None].expand(-1, P), g, "amax")
-
-    half_diagonal = wh.norm(dim=1) / 2  # (M,)
+    chunk = chunk or max(1, CHUNK_ELEMENTS // max(P, 1))
     ranges = torch.tensor(settings.size_ranges, dtype=torch.float32, device=device)  # (L, 2)
-    in_level = (half_diagonal[:, None] >= ranges[:, 0]) & (half_diagonal[:, None] <= ranges[:, 1])
-    assigned = in_level[:, level]  # (M, P) the object belongs to the position's level
+    heatmap = torch.zeros(N * K, P, device=device)
     positive = torch.zeros(N * K, P, dtype=torch.bool, device=device)
-    pos_obj, pos_at = (is_peak & assigned).nonzero(as_tuple=True)
-    positive[channels[pos_obj], pos_at] = True
-
-    inside = (loc_x > boxes[:, :1]) & (loc_x < boxes[:, 2:3])
-    inside &= (loc_y > boxes[:, 1:2]) & (loc_y < boxes[:, 3:])
-    regress = (off_x <= 1) & (off_y <= 1) & inside & assigned  # (M, P)
     # per (image, position) the regressed object of least normalised distance, then lowest index
-    key = norm_dist2.masked_fill(~regress, float("inf"))
     best = torch.full((N, P), float("inf"), device=device)
     index = torch.full((N, P), M, dtype=torch.long, device=device)
-    if M:
-        best.scatter_reduce_(0, image[:, None].expand(-1, P), key, "amin")
-        candidate = regress & (key == best[image])
-        order = torch.arange(M, device=device)[:, None].expand(-1, P)
-        order = order.masked_fill(~candidate, M)
-        index.scatter_reduce_(0, image[:, None].expand(-1, P), order, "amin")
+    for start in range(0, M, chunk):
+        part = slice(start, start + chunk)
+        g, norm_dist2, is_peak, regress = _object_position_terms(
+            boxes[part], cells, level, stride, ranges, settings
+        )  # (C, P) each, C objects of the chunk
+        channels = image[part] * K + classes[part]  # (C,)
+        heatmap.scatter_reduce_(0, channels[:, None].expand(-1, P), g, "amax")
+        pos_obj, pos_at = is_peak.nonzero(as_tuple=True)
+        positive[channels[pos_obj], pos_at] = True
+        key = norm_dist2.masked_fill(~regress, float("inf"))
+        rows = image[part][:, None].expand(-1, P)
+        chunk_best = torch.full_like(best, float("inf")).scatter_reduce_(0, rows, key, "amin")
+        candidate = regress & (key == chunk_best[image[part]])
+        order = torch.arange(start, start + len(channels), device=device)[:, None].expand(-1, P)
+        chunk_index = torch.full_like(index, M).scatter_reduce_(
+            0, rows, order.masked_fill(~candidate, M), "amin"
+        )
+        # an earlier chunk keeps a tie: its objects come first
+        better = chunk_best < best
+        best = torch.where(better, chunk_best, best)
+        index = torch.where(better, chunk_index, index)
     covered = index < M  # (N, P)
+    x, y = cells[:, 0].float(), cells[:, 1].float()
+    loc_x, loc_y = (x + 0.5) * stride, (y + 0.5) * stride  # (P,) cell centres in pixels
     b = boxes[index.clamp(max=max(M - 1, 0))] if M else boxes.new_zeros(N, P, 4)  # (N, P, 4)
     ltrb = torch.stack([loc_x - b[..., 0], loc_y - b[..., 1], b[..., 2] - loc_x, b[..., 3] - loc_y])
     box = torch.where(covered, ltrb / stride, 0.0)  # (4, N, P)
@@ -183,3 +178,43 @@ def build_level_targets(
         box_weight=covered.float(),
         level_shapes=[tuple(s) for s in level_shapes],
     )
+
+
+def _object_position_terms(
+    boxes: Tensor,
+    cells: Tensor,
+    level: Tensor,
+    stride: Tensor,
+    ranges: Tensor,
+    settings: TargetSettings,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """For C objects against every position (see the module docstring):
+
+    Returns:
+        heatmap values (C, P), normalised squared distance ``d^2 / r^2`` (C, P), positives (C, P)
+        bool (the centre cell on an assigned level), regressed cells (C, P) bool.
+    """
+    centers = (boxes[:, :2] + boxes[:, 2:]) / 2  # (C, 2)
+    wh = boxes[:, 2:] - boxes[:, :2]  # (C, 2)
+    x, y = cells[:, 0].float(), cells[:, 1].float()  # (P,) cells on their level's grid
+    loc_x, loc_y = (x + 0.5) * stride, (y + 0.5) * stride  # (P,) cell centres in pixels
+    cx, cy = centers[:, :1], centers[:, 1:]  # (C, 1)
+    # cells from the cell holding the centre on the position's level
+    off_x = (x - (cx / stride).floor()).abs()  # (C, P)
+    off_y = (y - (cy / stride).floor()).abs()
+    is_peak = (off_x == 0) & (off_y == 0)
+    dist2 = ((loc_x - cx) ** 2 + (loc_y - cy) ** 2).masked_fill(is_peak, 0.0)  # (C, P)
+    delta = (1 - settings.min_overlap) / (1 + settings.min_overlap)
+    radius2 = (2 * delta**2 * wh.prod(dim=1)).clamp(min=settings.min_radius**2)  # (C,)
+    norm_dist2 = dist2 / radius2[:, None]  # (C, P)
+    # clamped first: exp of large negatives gives subnormal floats, which are slow on CPUs
+    g = torch.exp(-norm_dist2.clamp(max=_MAX_NORM_DIST2))
+    g = g.masked_fill(norm_dist2 > _MAX_NORM_DIST2, 0.0)
+
+    half_diagonal = wh.norm(dim=1) / 2  # (C,)
+    in_level = (half_diagonal[:, None] >= ranges[:, 0]) & (half_diagonal[:, None] <= ranges[:, 1])
+    assigned = in_level[:, level]  # (C, P) the object belongs to the position's level
+    inside = (loc_x > boxes[:, :1]) & (loc_x < boxes[:, 2:3])
+    inside &= (loc_y > boxes[:, 1:2]) & (loc_y < boxes[:, 3:])
+    regress = (off_x <= 1) & (off_y <= 1) & inside & assigned  # (C, P)
+    return g, norm_dist2, is_peak & assigned, regress

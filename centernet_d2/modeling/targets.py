@@ -170,13 +170,30 @@ def draw_gaussians(
         shape: (N, K, H, W) of the result.
     Returns:
         (N, K, H, W) float: exactly 1.0 at each peak, the max where gaussians of a plane overlap.
+
+    Each gaussian is drawn in a window of the largest radius around its peak, not on the whole
+    map: memory (M, 2 ry + 1, 2 rx + 1) instead of (M, H, W), which matters for many objects on a
+    large map (CenterTrack's previous-frame heatmap at the input's resolution).
     """
     N, K, H, W = shape
-    out = torch.zeros(N * K, H * W, device=centers.device)
+    out = torch.zeros(N * K * H * W, device=centers.device)
     if centers.numel() == 0:
         return out.view(N, K, H, W)
-    g = _gaussians(centers, radii, H, W)  # (M, H, W)
-    out.scatter_reduce_(0, channels[:, None].expand(-1, H * W), g.flatten(1), "amax")
+    rx, ry = (int(r) for r in radii.amax(dim=0).clamp(min=0).tolist())  # the window's half sides
+    ox = torch.arange(-min(rx, W - 1), min(rx, W - 1) + 1, device=centers.device)  # (Sx,)
+    oy = torch.arange(-min(ry, H - 1), min(ry, H - 1) + 1, device=centers.device)  # (Sy,)
+    x = centers[:, :1] + ox  # (M, Sx) cells of each window
+    y = centers[:, 1:] + oy  # (M, Sy)
+    sigma = (2 * radii + 1).float() / 6  # (M, 2)
+    gx = torch.exp(-(ox.float() ** 2) / (2 * sigma[:, :1] ** 2))
+    gx = gx * ((ox.abs() <= radii[:, :1]) & (x >= 0) & (x < W))
+    gy = torch.exp(-(oy.float() ** 2) / (2 * sigma[:, 1:] ** 2))
+    gy = gy * ((oy.abs() <= radii[:, 1:]) & (y >= 0) & (y < H))
+    g = gy[:, :, None] * gx[:, None, :]  # (M, Sy, Sx), separable: exp(a + b) = exp(a) exp(b)
+    # cells outside the map have weight 0: clamped onto the border, they leave the max unchanged
+    cell = y.clamp(0, H - 1)[:, :, None] * W + x.clamp(0, W - 1)[:, None, :]  # (M, Sy, Sx)
+    index = channels[:, None, None] * (H * W) + cell
+    out.scatter_reduce_(0, index.flatten(), g.flatten(), "amax")
     return out.view(N, K, H, W)
 
 
