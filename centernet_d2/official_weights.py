@@ -67,7 +67,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Keys of this project's models that no published file holds: they come from the config.
-CONFIG_BUFFERS = ("keypoint_class_mask",)
+CONFIG_BUFFERS = ("keypoint_class_mask", "keypoint_flip_indices")
 COCO_CLASSES = tuple(c["name"] for c in COCO_CATEGORIES if c["isthing"])
 
 

@@ -31,7 +31,7 @@ from .keypoints import (
 )
 from .level_targets import LevelTargets, build_level_targets, flatten_levels
 from .losses import LossSettings, heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
-from .targets import CenterNetTargets, TargetSettings, build_targets
+from .targets import CenterNetTargets, TargetSettings, build_targets, check_size_ranges
 
 __all__ = ["CenterNet"]
 
@@ -82,6 +82,7 @@ class CenterNet(DenseDetector):
         channels_last: bool = False,
         class_names: Sequence[str] = (),
         keypoint_settings: Optional[KeypointSettings] = None,
+        keypoint_flip_indices: Sequence[int] = (),
     ):
         """
         Args:
@@ -103,6 +104,9 @@ class CenterNet(DenseDetector):
                 from a checkpoint when empty).
             keypoint_settings: keypoints of the objects (:mod:`.keypoints`; the head needs
                 their branches), or None for boxes alone.
+            keypoint_flip_indices: keypoint j of a mirror image is keypoint
+                ``keypoint_flip_indices[j]`` (for the flip test; kept in the checkpoint); empty:
+                not known.
         """
         super().__init__(
             backbone, head, head_in_features, pixel_mean=pixel_mean, pixel_std=pixel_std
@@ -123,6 +127,8 @@ class CenterNet(DenseDetector):
                 f"MODEL.CENTERNET.SIZE_RANGES has {len(target_settings.size_ranges)} ranges for "
                 f"{len(head_in_features)} levels {head_in_features}: give one per level"
             )
+        if multilevel:
+            check_size_ranges(target_settings.size_ranges)
         if keypoint_settings is not None and multilevel:
             raise ValueError(
                 "keypoints (MODEL.KEYPOINT_ON) need a single-level CenterNet, not TARGET_KIND "
@@ -144,6 +150,18 @@ class CenterNet(DenseDetector):
         self.class_names = list(class_names)
         self.keypoint_settings = keypoint_settings
         if keypoint_settings is not None:
+            flip = torch.as_tensor(list(keypoint_flip_indices), dtype=torch.long)
+            J = keypoint_settings.num_keypoints
+            if len(flip) and sorted(flip.tolist()) != list(range(J)):
+                raise ValueError(
+                    f"MODEL.CENTERNET.KEYPOINT_FLIP_INDICES must be a permutation of 0..{J - 1}, "
+                    f"got {flip.tolist()}"
+                )
+            # (J,), saved with the weights, so that the flip test of a checkpoint swaps left and
+            # right keypoints whatever config it runs with; -1: unknown (no flip map given)
+            self.register_buffer(
+                "keypoint_flip_indices", flip if len(flip) else -torch.ones(J).long()
+            )
             mask = class_keypoint_mask(
                 keypoint_settings.class_keypoints,
                 head.branches["heatmap"][-1].out_channels,
@@ -208,6 +226,7 @@ class CenterNet(DenseDetector):
             "channels_last": c.CHANNELS_LAST,
             "class_names": c.CLASS_NAMES,
             "keypoint_settings": keypoint_settings,
+            "keypoint_flip_indices": tuple(c.KEYPOINT_FLIP_INDICES),
         }
 
     @property

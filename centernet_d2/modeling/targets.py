@@ -14,14 +14,18 @@ inverse. The centre (unlike TTFNet's corner ``x * stride``) maps a cell onto a c
 horizontal flip of the padded input, which flip test-time augmentation relies on.
 """
 
+import logging
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.structures import Instances
 from torch import Tensor
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
+    "check_size_ranges",
     "TARGET_KINDS",
     "TargetSettings",
     "CenterNetTargets",
@@ -152,6 +156,26 @@ def ttf_radii(sizes: Tensor, alpha: float) -> Tensor:
         (M, 2) long (radius_x, radius_y).
     """
     return (sizes * (alpha / 2)).floor().long().clamp(min=0)
+
+
+def check_size_ranges(size_ranges: Sequence[Sequence[float]]) -> None:
+    """Refuse multi-level size ranges (``MODEL.CENTERNET.SIZE_RANGES``, one ``[low, high]`` of
+    half diagonals in pixels per level, finest first) with a gap, which no level would train:
+    each range must start at or below the previous one's end. ``ValueError`` naming the gap."""
+    for i, ((low, high), (next_low, _)) in enumerate(zip(size_ranges, size_ranges[1:])):
+        if low > high:
+            raise ValueError(f"MODEL.CENTERNET.SIZE_RANGES[{i}] = [{low}, {high}] is empty")
+        if next_low > high:
+            raise ValueError(
+                f"MODEL.CENTERNET.SIZE_RANGES leave a gap between levels {i} and {i + 1}: objects "
+                f"of half diagonal between {high} and {next_low} px would be on no level; let "
+                f"range {i + 1} start at or below {high}"
+            )
+    if size_ranges and (size_ranges[0][0] > 0 or size_ranges[-1][1] < 1e5):
+        logger.warning(
+            f"MODEL.CENTERNET.SIZE_RANGES {[list(r) for r in size_ranges]} do not cover all sizes "
+            f"from 0: smaller or larger objects are trained on no level"
+        )
 
 
 @torch.no_grad()

@@ -446,6 +446,11 @@ class CenterTrack(CenterNet):
                 "CenterTrack runs on a single-level CenterNet: TARGET_KIND 'multilevel' is not "
                 "supported"
             )
+        if self.keypoint_settings is not None:
+            raise ValueError(
+                "CenterTrack does not track keypoints: set MODEL.KEYPOINT_ON False with "
+                "MODEL.META_ARCHITECTURE 'CenterTrack' (or use 'CenterNet' for keypoints)"
+            )
         if "displacement" not in self.head.branches:
             raise ValueError("CenterTrack needs a head with a 'displacement' branch")
         if "loss_displacement" not in self.loss_settings.weights:

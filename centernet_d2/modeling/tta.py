@@ -255,8 +255,8 @@ class CenterNetWithTTA(nn.Module):
                 pixels, and merge the detections; empty: the inputs' own size alone.
             nms_thresh: IoU of the class-wise NMS that merges the detections of several scales.
             keypoint_flip_indices: for a model with keypoints, keypoint j of a mirror image is
-                keypoint ``keypoint_flip_indices[j]`` (``MODEL.CENTERNET.KEYPOINT_FLIP_INDICES``);
-                None: no keypoint is swapped.
+                keypoint ``keypoint_flip_indices[j]`` (``MODEL.CENTERNET.KEYPOINT_FLIP_INDICES``;
+                None: the model's saved ``keypoint_flip_indices``, else an error).
             canvas: each view's canvas, one of :data:`CANVASES` ("": Detectron2's padding).
         """
         super().__init__()
@@ -306,7 +306,7 @@ class CenterNetWithTTA(nn.Module):
                 {k: v[:n] for k, v in out.items()},
                 {k: v[n:] for k, v in out.items()},
                 self.model.box_head,
-                self.keypoint_flip_indices,
+                self._keypoint_flip_indices() if "keypoints" in out else None,
             )
         # the multi-level head's outputs are lists over levels: merge each level alike
         levels = [
@@ -318,6 +318,20 @@ class CenterNetWithTTA(nn.Module):
             for i in range(len(out["heatmap"]))
         ]
         return {k: [level[k] for level in levels] for k in levels[0]}
+
+    def _keypoint_flip_indices(self) -> List[int]:
+        """The keypoint flip map: the config's, else the one saved with the model's weights;
+        ``ValueError`` if neither is known (the flip test would average left and right)."""
+        if self.keypoint_flip_indices:
+            return list(self.keypoint_flip_indices)
+        saved = getattr(self.model, "keypoint_flip_indices", None)
+        if saved is not None and bool((saved >= 0).all()):
+            return saved.tolist()
+        raise ValueError(
+            "the flip test of a keypoint model needs its left/right keypoint pairs: set "
+            "MODEL.CENTERNET.KEYPOINT_FLIP_INDICES (a trained run's config.yaml has them), use "
+            "weights that hold them, or set TEST.AUG.FLIP False"
+        )
 
     def forward(self, batched_inputs: List[Dict[str, Tensor]]) -> List[Dict[str, Instances]]:
         """For each short side of ``min_sizes`` (or the inputs' own size) the images are resized

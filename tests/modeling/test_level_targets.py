@@ -110,6 +110,22 @@ class TestLevelTargets(unittest.TestCase):
         )
         self.assertLess(peak_rss_growth_mib(setup, statement), 300)
 
+    def test_size_ranges_with_a_gap_refused(self):
+        from centernet_d2.modeling.targets import check_size_ranges
+
+        check_size_ranges([[0, 80], [64, 160], [128, 1e8]])  # overlapping: fine
+        with self.assertRaisesRegex(ValueError, "gap between levels 1 and 2: .* 160 and 200"):
+            check_size_ranges([[0, 80], [64, 160], [200, 1e8]])
+        with self.assertLogs("centernet_d2.modeling.targets", "WARNING"):
+            check_size_ranges([[10, 80], [64, 1e8]])  # objects under 10 px: no level
+        from detectron2.modeling import build_model
+
+        from tests.common import MULTILEVEL_CONFIG, model_cfg
+
+        ranges = "[[0, 80], [64, 160], [200, 320], [256, 640], [512, 100000000]]"
+        with self.assertRaisesRegex(ValueError, "SIZE_RANGES leave a gap"):
+            build_model(model_cfg(MULTILEVEL_CONFIG, "MODEL.CENTERNET.SIZE_RANGES", ranges))
+
     def test_images_and_classes_apart(self):
         t = _targets([[[10, 10, 30, 26]], [], [[10, 10, 30, 26]]], [[1], [], [0]])
         self.assertEqual(t.positive.sum(dim=(1, 2)).tolist(), [1, 0, 1])

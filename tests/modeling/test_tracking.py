@@ -388,6 +388,10 @@ class TestCenterTrack(unittest.TestCase):
         fusion = StemFusion(channels=8, stride=1)
         self.assertEqual(fusion.prev_image_layer[0].kernel_size, (7, 7))  # CenterTrack's default
 
+    def test_keypoints_refused_at_build_time(self):
+        with self.assertRaisesRegex(ValueError, "CenterTrack does not track keypoints"):
+            build_model(model_cfg(TRACK_CONFIG, "MODEL.KEYPOINT_ON", "True"))
+
     def test_multilevel_refused(self):
         cfg = model_cfg(MULTILEVEL_CONFIG, "MODEL.META_ARCHITECTURE", "CenterTrack")
         with self.assertRaisesRegex(ValueError, "multilevel"):

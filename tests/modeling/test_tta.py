@@ -364,6 +364,39 @@ class TestCanvas(unittest.TestCase):
         self.assertEqual(out["instances"].image_size, (50, 70))
 
 
+class TestKeypointFlipMap(unittest.TestCase):
+    """The flip test never averages left and right keypoints: the flip map comes from the config,
+    else from the weights, else the wrapper refuses."""
+
+    CONFIG = os.path.join(
+        os.path.dirname(CONFIG), "centernet_keypoints_MobileNetV3_small_FPN_shapes.yaml"
+    )
+
+    def test_saved_with_the_weights_or_refused(self):
+        trained = _model(self.CONFIG)  # the config's flip map, as a trained run has it
+        flip = trained.keypoint_flip_indices.tolist()
+        self.assertEqual(flip[:4], [0, 2, 1, 3])
+        bare = _model(self.CONFIG, "MODEL.CENTERNET.KEYPOINT_FLIP_INDICES", "[]")
+        self.assertEqual(bare.keypoint_flip_indices.tolist(), [-1] * 16)
+        image = torch.randint(0, 256, (3, 64, 64), generator=torch.Generator().manual_seed(1))
+        inputs = [{"image": image.float(), "height": 64, "width": 64}]
+        wrapped = _tta(bare, self.CONFIG, "MODEL.CENTERNET.KEYPOINT_FLIP_INDICES", "[]")
+        with self.assertRaisesRegex(ValueError, "KEYPOINT_FLIP_INDICES"):
+            wrapped(inputs)
+        # the trained weights bring their flip map to the bare config
+        bare.load_state_dict(trained.state_dict())
+        self.assertEqual(bare.keypoint_flip_indices.tolist(), flip)
+        (out,) = wrapped(inputs)
+        (expected,) = _tta(trained, self.CONFIG)(inputs)
+        torch.testing.assert_close(
+            out["instances"].pred_keypoints, expected["instances"].pred_keypoints
+        )
+
+    def test_flip_map_must_be_a_permutation(self):
+        with self.assertRaisesRegex(ValueError, "permutation of 0..15"):
+            _model(self.CONFIG, "MODEL.CENTERNET.KEYPOINT_FLIP_INDICES", "[0, 0]")
+
+
 class TestCenterTrackWrapper(unittest.TestCase):
     """The wrapper on a CenterTrack: the previous frame and its heatmap are flipped and resized
     with the image."""

@@ -10,6 +10,7 @@ import unittest
 
 import cv2
 import numpy as np
+import torch
 
 from centernet_d2.utils.cli import run_tool
 from tests.common import CONFIG, load_tool, run_tool_process
@@ -162,6 +163,34 @@ class TestUserMistakes(unittest.TestCase):
 
         with self.assertRaises(ZeroDivisionError):
             run_tool(buggy, PARSERS["demo"]().parse_args(["--config-file", "x", "--output", "y"]))
+
+    def test_a_value_error_from_a_library_is_a_bug(self):
+        # the types of user errors, raised inside numpy or torch (not by this project for a
+        # user's input): a traceback, not an "error:" line that would hide the bug
+        args = PARSERS["demo"]().parse_args(["--config-file", "x", "--output", "y"])
+        for bug, kind in (
+            (lambda a: np.reshape(np.zeros(3), (2, 2)), ValueError),
+            (
+                lambda a: torch.load(os.path.join(self.out, "notes.pth"), weights_only=True),
+                Exception,
+            ),
+        ):
+            with self.subTest(kind=kind.__name__):
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err), self.assertRaises(kind):
+                    run_tool(bug, args)
+                self.assertNotIn("error:", err.getvalue())
+
+    def test_the_projects_own_input_errors_are_one_line(self):
+        from centernet_d2.engine.defaults import setup_cfg
+
+        args = PARSERS["demo"]().parse_args(["--config-file", "x", "--output", "y"])
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as exit_:
+            run_tool(lambda a: setup_cfg(CONFIG, ["MODEL.CENTERNET.NUM_CLASSES", "three"]), args)
+        self.assertEqual(exit_.exception.code, 2)
+        self.assertEqual(len(error_lines(err.getvalue())), 1)
+        self.assertIn("MODEL.CENTERNET.NUM_CLASSES", err.getvalue())
 
 
 class TestNormalRunIsQuiet(unittest.TestCase):
