@@ -99,7 +99,7 @@ def add_centernet_config(cfg: CN) -> CN:
     # KEYPOINT_OFFSET_WEIGHT). Inference: each regressed keypoint moves to the nearest keypoint
     # heatmap peak of probability >= KEYPOINT_SNAP_THRESH inside the object's box, if any
     # (KEYPOINT_SNAP False: the regressed keypoints alone).
-    c.NUM_KEYPOINTS = 17
+    c.NUM_KEYPOINTS = 0  # 0: the training dataset's (filled before training, as CLASS_NAMES)
     c.CLASS_KEYPOINTS = []
     c.KEYPOINT_WEIGHT = 1.0
     c.KEYPOINT_HEATMAP_WEIGHT = 1.0

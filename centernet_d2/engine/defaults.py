@@ -12,7 +12,9 @@ import torch
 import yaml
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets.builtin_meta import COCO_PERSON_KEYPOINT_NAMES
 from detectron2.data.detection_utils import create_keypoint_hflip_indices
+from detectron2.utils.logger import log_first_n
 
 from ..config import add_centernet_config
 from ..data.builtin import (
@@ -24,6 +26,10 @@ from ..data.keypoints import keypoint_metadata
 from ..data.register import check_num_classes, check_registered, dataset_classes
 from ..data.stats import dataset_statistics, log_dataset_statistics
 from ..utils.cli import ConfigKeyError
+
+# OKS sigma of each keypoint of a set without its own (TEST.KEYPOINT_OKS_SIGMAS empty): the mean
+# of COCO's 17 person sigmas (0.025 for eyes to 0.107 for hips)
+DEFAULT_OKS_SIGMA = 0.067
 
 __all__ = [
     "setup_cfg",
@@ -96,6 +102,12 @@ def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
         raise ValueError(f"config file {config_file} is not valid YAML: {e}") from e
     except (KeyError, AssertionError, ValueError) as e:
         raise _merge_error(cfg, e, config_file) from e
+    flags = [str(k) for k in list(opts)[::2] if str(k).startswith("--")]
+    if flags:
+        raise ValueError(
+            f"command line: {flags[0]} comes after the KEY VALUE config overrides, which take "
+            "everything after the first of them: put the options (--...) before the overrides"
+        )
     try:
         cfg.merge_from_list(list(opts))
     except (KeyError, AssertionError, ValueError) as e:
@@ -136,11 +148,15 @@ def fill_class_names(cfg: CfgNode, training: bool = True) -> List[str]:
 
 
 def fill_keypoint_settings(cfg: CfgNode, training: bool = True) -> None:
-    """With ``MODEL.KEYPOINT_ON``: check ``MODEL.CENTERNET.NUM_KEYPOINTS`` against the keypoints
-    of the first dataset of ``DATASETS.TRAIN`` (training) or ``DATASETS.TEST``, and fill
-    ``CLASS_KEYPOINTS`` and ``KEYPOINT_FLIP_INDICES`` from its metadata where empty, so that the
-    run's ``config.yaml`` carries them; ``cfg`` must not be frozen. ``ValueError`` when the
-    dataset has no keypoints or other ones than these keys say."""
+    """With ``MODEL.KEYPOINT_ON``: the keypoint layout of the first dataset of ``DATASETS.TRAIN``
+    (training) or ``DATASETS.TEST``, as the class names are taken: ``NUM_KEYPOINTS``,
+    ``CLASS_KEYPOINTS``, ``KEYPOINT_FLIP_INDICES`` and, for a set other than COCO's person
+    keypoints, ``TEST.KEYPOINT_OKS_SIGMAS`` (:data:`DEFAULT_OKS_SIGMA` each, with a warning),
+    where empty (0 for ``NUM_KEYPOINTS``), so that the run's ``config.yaml`` carries them. A
+    training set whose layout differs from the config's replaces it, with one warning naming
+    both (a config made for another set, such as the shapes keypoint config); for testing a
+    difference is an error (the model was built for other keypoints). ``cfg`` must not be
+    frozen. ``ValueError`` when the dataset has no keypoints."""
     c = cfg.MODEL.CENTERNET
     names = list(cfg.DATASETS.TRAIN if training else cfg.DATASETS.TEST)
     if not cfg.MODEL.KEYPOINT_ON or not names:
@@ -156,33 +172,56 @@ def fill_keypoint_settings(cfg: CfgNode, training: bool = True) -> None:
             "MODEL.KEYPOINT_ON False"
         )
     J = len(keypoint_names)
-    if c.NUM_KEYPOINTS != J:
-        raise ValueError(
-            f"MODEL.CENTERNET.NUM_KEYPOINTS is {c.NUM_KEYPOINTS}, but dataset {names[0]!r} has "
-            f"{J} keypoints ({', '.join(keypoint_names)}): set MODEL.CENTERNET.NUM_KEYPOINTS {J}"
-        )
     num_classes = len(dataset_classes(names[0]))
     per_class = meta.get("class_keypoints") or [list(range(J))] * num_classes
-    per_class = [list(k) for k in per_class]
-    if not c.CLASS_KEYPOINTS:
-        c.CLASS_KEYPOINTS = per_class
-    elif [list(k) for k in c.CLASS_KEYPOINTS] != per_class:
-        raise ValueError(
-            f"MODEL.CENTERNET.CLASS_KEYPOINTS is {list(c.CLASS_KEYPOINTS)}, but dataset "
-            f"{names[0]!r} gives its classes the keypoints {per_class}: set it so, or leave it "
-            "empty to take the dataset's"
+    layout = {
+        "MODEL.CENTERNET.NUM_KEYPOINTS": J,
+        "MODEL.CENTERNET.CLASS_KEYPOINTS": [list(k) for k in per_class],
+    }
+    if meta.get("keypoint_flip_map") is not None:
+        layout["MODEL.CENTERNET.KEYPOINT_FLIP_INDICES"] = create_keypoint_hflip_indices(names[:1])
+    sigmas = list(cfg.TEST.KEYPOINT_OKS_SIGMAS)
+    if list(keypoint_names) != list(COCO_PERSON_KEYPOINT_NAMES) and len(sigmas) != J:
+        layout["TEST.KEYPOINT_OKS_SIGMAS"] = [DEFAULT_OKS_SIGMA] * J
+        log_first_n(
+            logging.WARNING,
+            f"dataset {names[0]!r} has its own {J} keypoints and TEST.KEYPOINT_OKS_SIGMAS gives "
+            f"{len(sigmas)} sigmas: evaluated with {DEFAULT_OKS_SIGMA} for each (the mean of "
+            "COCO's person sigmas); set one per keypoint for your set's annotation spread",
+            name=__name__,
         )
-    if meta.get("keypoint_flip_map") is None:
-        return
-    flip = create_keypoint_hflip_indices(names[:1])
-    if not c.KEYPOINT_FLIP_INDICES:
-        c.KEYPOINT_FLIP_INDICES = flip
-    elif list(c.KEYPOINT_FLIP_INDICES) != flip:
+    differ = []
+    for full_key, value in layout.items():
+        node, name = _node_and_name(cfg, full_key)
+        current = node[name]
+        unset = current in (0, [], ()) or full_key == "TEST.KEYPOINT_OKS_SIGMAS"
+        if not unset and _as_lists(current) != value:
+            differ.append(f"{full_key} {_as_lists(current)} -> {value}")
+        node[name] = value
+    if differ and not training:
         raise ValueError(
-            f"MODEL.CENTERNET.KEYPOINT_FLIP_INDICES is {list(c.KEYPOINT_FLIP_INDICES)}, but "
-            f"dataset {names[0]!r}'s flip map gives {flip}: set it so, or leave it empty to take "
-            "the dataset's"
+            f"dataset {names[0]!r} ({key}) has other keypoints than the model's config: "
+            + "; ".join(d.replace(" -> ", ", the dataset's ") for d in differ)
         )
+    if differ:
+        logger.warning(
+            f"keypoints of the training set {names[0]!r} replace the config's: " + "; ".join(differ)
+        )
+
+
+def _node_and_name(cfg: CfgNode, key: str):
+    *path, name = key.split(".")
+    node = cfg
+    for part in path:
+        node = node[part]
+    return node, name
+
+
+def _as_lists(value):
+    """A config value with its tuples as lists, for comparisons."""
+    if isinstance(value, (list, tuple)):
+        return [_as_lists(v) for v in value]
+    return value
 
 
 def prepare_datasets(cfg: CfgNode, training: bool = True) -> None:

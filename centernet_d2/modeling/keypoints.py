@@ -73,7 +73,11 @@ class KeypointSettings:
     def __post_init__(self):
         J = self.num_keypoints
         if J <= 0:
-            raise ValueError(f"MODEL.CENTERNET.NUM_KEYPOINTS must be positive, got {J}")
+            raise ValueError(
+                f"MODEL.CENTERNET.NUM_KEYPOINTS must be positive, got {J} (0 is filled from the "
+                "training dataset before training; to build a model without one, set it, as a "
+                "trained run's config.yaml does)"
+            )
         bad = sorted({j for ks in self.class_keypoints for j in ks if not 0 <= j < J})
         if bad:
             raise ValueError(

@@ -204,21 +204,31 @@ def draw_gaussians(
     if centers.numel() == 0:
         return out.view(N, K, H, W)
     rx, ry = (int(r) for r in radii.amax(dim=0).clamp(min=0).tolist())  # the window's half sides
-    ox = torch.arange(-min(rx, W - 1), min(rx, W - 1) + 1, device=centers.device)  # (Sx,)
-    oy = torch.arange(-min(ry, H - 1), min(ry, H - 1) + 1, device=centers.device)  # (Sy,)
-    x = centers[:, :1] + ox  # (M, Sx) cells of each window
-    y = centers[:, 1:] + oy  # (M, Sy)
     sigma = (2 * radii + 1).float() / 6  # (M, 2)
-    gx = torch.exp(-(ox.float() ** 2) / (2 * sigma[:, :1] ** 2))
-    gx = gx * ((ox.abs() <= radii[:, :1]) & (x >= 0) & (x < W))
-    gy = torch.exp(-(oy.float() ** 2) / (2 * sigma[:, 1:] ** 2))
-    gy = gy * ((oy.abs() <= radii[:, 1:]) & (y >= 0) & (y < H))
+    x, gx = _axis_window(centers[:, 0], radii[:, 0], sigma[:, 0], rx, W)  # (M, Sx) each
+    y, gy = _axis_window(centers[:, 1], radii[:, 1], sigma[:, 1], ry, H)  # (M, Sy)
     g = gy[:, :, None] * gx[:, None, :]  # (M, Sy, Sx), separable: exp(a + b) = exp(a) exp(b)
     # cells outside the map have weight 0: clamped onto the border, they leave the max unchanged
     cell = y.clamp(0, H - 1)[:, :, None] * W + x.clamp(0, W - 1)[:, None, :]  # (M, Sy, Sx)
     index = channels[:, None, None] * (H * W) + cell
     out.scatter_reduce_(0, index.flatten(), g.flatten(), "amax")
     return out.view(N, K, H, W)
+
+
+def _axis_window(
+    center: Tensor, radius: Tensor, sigma: Tensor, max_radius: int, size: int
+) -> Tuple[Tensor, Tensor]:
+    """Along one axis of ``size`` cells: the cells of each object's window (M, S) and its
+    gaussian there, 0 beyond the radius and off the map. The window is the ``2 max_radius + 1``
+    cells around the centre, or the whole axis where that is no longer."""
+    if 2 * max_radius + 1 >= size:
+        cells = torch.arange(size, device=center.device).expand(len(center), size)  # (M, size)
+    else:
+        offsets = torch.arange(-max_radius, max_radius + 1, device=center.device)
+        cells = center[:, None] + offsets  # (M, 2 max_radius + 1)
+    d = cells - center[:, None]
+    g = torch.exp(-(d.float() ** 2) / (2 * sigma[:, None] ** 2))
+    return cells, g * ((d.abs() <= radius[:, None]) & (cells >= 0) & (cells < size))
 
 
 def _gaussians(centers: Tensor, radii: Tensor, H: int, W: int) -> Tensor:

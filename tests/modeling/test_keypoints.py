@@ -326,11 +326,13 @@ class TestKeypointModel(unittest.TestCase):
                     "True",
                     "MODEL.CENTERNET.NUM_CLASSES",
                     "2",
+                    "MODEL.CENTERNET.NUM_KEYPOINTS",
+                    "17",
                 )
             )
         with self.assertRaisesRegex(ValueError, "CLASS_KEYPOINTS has 1 entries for 2"):
             build_model(_keypoint_cfg("MODEL.CENTERNET.CLASS_KEYPOINTS", "[[0]]"))
-        with self.assertRaisesRegex(ValueError, "NUM_KEYPOINTS must be positive"):
+        with self.assertRaisesRegex(ValueError, "NUM_KEYPOINTS must be positive.*dataset"):
             build_model(_keypoint_cfg("MODEL.CENTERNET.NUM_KEYPOINTS", "0"))
 
     def test_export_parity(self):

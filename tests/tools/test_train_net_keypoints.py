@@ -66,35 +66,49 @@ class TestKeypointTraining(unittest.TestCase):
         # with flip test-time augmentation (keypoint heatmaps averaged with left / right swapped)
         self.assertIn("AP", results["keypoints_TTA"])
 
-    def test_keypoint_settings_errors(self):
+
+
+class TestKeypointSettings(unittest.TestCase):
+    """The keypoint layout comes from the training set, as the class names do."""
+
+    def test_taken_from_the_training_set(self):
         cfg = model_cfg(KEYPOINT_CONFIG, "DATASETS.TRAIN", "('shapes_val',)")
-        cfg.MODEL.CENTERNET.NUM_KEYPOINTS = 17
-        with self.assertRaisesRegex(ValueError, "NUM_KEYPOINTS 16"):
-            fill_keypoint_settings(cfg)
-        cfg.MODEL.CENTERNET.NUM_KEYPOINTS = 16
-        cfg.MODEL.CENTERNET.CLASS_KEYPOINTS = [[0]] * 5
-        with self.assertRaisesRegex(ValueError, "CLASS_KEYPOINTS is"):
-            fill_keypoint_settings(cfg)
-        cfg.MODEL.CENTERNET.CLASS_KEYPOINTS = []
-        cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES = list(range(16))
-        with self.assertRaisesRegex(ValueError, "KEYPOINT_FLIP_INDICES is"):
-            fill_keypoint_settings(cfg)
-        cfg.MODEL.CENTERNET.CLASS_KEYPOINTS, cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES = [], []
+        c = cfg.MODEL.CENTERNET
+        c.NUM_KEYPOINTS, c.CLASS_KEYPOINTS, c.KEYPOINT_FLIP_INDICES = 0, [], []
+        cfg.TEST.KEYPOINT_OKS_SIGMAS = []
         fill_keypoint_settings(cfg)
-        self.assertEqual(cfg.MODEL.CENTERNET.CLASS_KEYPOINTS[:2], [[], [0, 1, 2]])
+        self.assertEqual(c.NUM_KEYPOINTS, 16)
+        self.assertEqual(c.CLASS_KEYPOINTS[:2], [[], [0, 1, 2]])
         # the flip map swaps left and right: triangle_right (1) <-> triangle_left (2)
-        self.assertEqual(cfg.MODEL.CENTERNET.KEYPOINT_FLIP_INDICES[:3], [0, 2, 1])
-        with self.assertRaisesRegex(ValueError, "TEST.KEYPOINT_OKS_SIGMAS is empty"):
-            keypoint_oks_sigmas("kp_boxes", [])
-        with self.assertRaisesRegex(ValueError, "has 3 values"):
-            keypoint_oks_sigmas("kp_boxes", [0.1, 0.1, 0.1])
+        self.assertEqual(c.KEYPOINT_FLIP_INDICES[:3], [0, 2, 1])
+        self.assertEqual(list(cfg.TEST.KEYPOINT_OKS_SIGMAS), [0.067] * 16)
+
+    def test_another_training_set_replaces_the_configs_layout(self):
         with tempfile.TemporaryDirectory() as root:
+            json_file = write_boxes_coco(root, keypoints=True)
+            register_coco_dataset("kp_boxes_other", json_file, os.path.join(root, "images"))
+            # the shapes config's 16-keypoint layout, a 2-keypoint set: one warning, no error
+            cfg = model_cfg(KEYPOINT_CONFIG, "DATASETS.TRAIN", "('kp_boxes_other',)")
+            with self.assertLogs("centernet_d2.engine.defaults", "WARNING") as logs:
+                fill_keypoint_settings(cfg)
+            c = cfg.MODEL.CENTERNET
+            self.assertEqual((c.NUM_KEYPOINTS, c.CLASS_KEYPOINTS), (2, [[0, 1], []]))
+            self.assertEqual(c.KEYPOINT_FLIP_INDICES, [1, 0])
+            self.assertEqual(len(cfg.TEST.KEYPOINT_OKS_SIGMAS), 2)
+            replaced = [m for m in logs.output if "replace the config's" in m]
+            self.assertEqual(len(replaced), 1)
+            self.assertIn("MODEL.CENTERNET.NUM_KEYPOINTS 16 -> 2", replaced[0])
+            # for testing, the model's keypoints must be the set's
+            test_cfg = model_cfg(KEYPOINT_CONFIG, "DATASETS.TEST", "('kp_boxes_other',)")
+            with self.assertRaisesRegex(ValueError, "NUM_KEYPOINTS 16, the dataset's 2"):
+                fill_keypoint_settings(test_cfg, training=False)
             json_file = write_boxes_coco(root)
             register_coco_dataset("kp_boxes_only", json_file, os.path.join(root, "images"))
             boxes_only = model_cfg(KEYPOINT_CONFIG, "DATASETS.TRAIN", "('kp_boxes_only',)")
             with self.assertRaisesRegex(ValueError, "has no keypoints"):
                 fill_keypoint_settings(boxes_only)
-
+            with self.assertRaisesRegex(ValueError, "has 3 values"):
+                keypoint_oks_sigmas("kp_boxes_other", [0.1, 0.1, 0.1])
 
 if __name__ == "__main__":
     unittest.main()

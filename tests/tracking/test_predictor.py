@@ -25,13 +25,17 @@ LOW = ["TEST.TRACKING.SCORE_THRESH", "0.0", "TEST.TRACKING.NEW_TRACK_SCORE", "0.
 
 
 def snippet() -> str:
-    """The tracking snippet of README.md, or of docs/tracking.md until it is merged there."""
-    for name in ("README.md", os.path.join("docs", "tracking.md")):
+    """The tracking snippet of README.md, docs/guide.md or docs/tracking.md."""
+    for name in (
+        "README.md",
+        os.path.join("docs", "guide.md"),
+        os.path.join("docs", "tracking.md"),
+    ):
         with open(os.path.join(ROOT, name)) as f:
             found = SNIPPET.findall(f.read())
         if found:
             return found[0]
-    raise AssertionError("no <!-- tracking-snippet --> in README.md or docs/tracking.md")
+    raise AssertionError("no <!-- tracking-snippet --> in README.md or docs/")
 
 
 class TestPredictor(unittest.TestCase):
