@@ -90,6 +90,32 @@ class TestMOTMetrics(unittest.TestCase):
         self.assert_results(overall, {**EXPECTED, **EXPECTED_HOTA})
         self.assert_results(per_video["toy"], {**EXPECTED, **EXPECTED_HOTA})
 
+    def test_partial_overlaps_around_the_threshold(self):
+        # one object, one track, two frames: IoU 0.55 (a match at 0.5) then 0.45 (a miss and a
+        # false positive at 0.5), from a 10 x 10 box and boxes 5.5 and 4.5 wide
+        gt = [0.0, 0.0, 10.0, 10.0]
+        frames = [
+            {
+                "gt_ids": np.array([1]),
+                "gt_boxes": np.array([gt]),
+                "gt_classes": np.zeros(1, int),
+                "gt_crowd": np.zeros(1, bool),
+                "pred_ids": np.array([7]),
+                "pred_boxes": np.array([[0.0, 0.0, width, 10.0]]),
+                "pred_classes": np.zeros(1, int),
+            }
+            for width in (5.5, 4.5)
+        ]
+        overall, _ = mot_metrics({"v": frames})
+        # MOTA = 1 - (FN 1 + FP 1 + IDSW 0) / 2 = 0; IDF1 = 2 IDTP / (2 + 2) = 2 / 4
+        self.assertEqual((overall["FN"], overall["FP"], overall["IDSW"]), (1, 1, 0))
+        self.assertAlmostEqual(overall["MOTA"], 0.0, places=4)
+        self.assertAlmostEqual(overall["IDF1"], 50.0, places=4)
+        # HOTA over alpha = 0.05 .. 0.95: c frames matched of F = 2 gives DetA = AssA =
+        # c / (2F - c): c = 2 for the 9 alphas up to 0.45, c = 1 for 0.50 and 0.55, 0 above
+        hota = (9 * 1.0 + 2 * (1 / 3)) / 19
+        self.assertAlmostEqual(overall["HOTA"], 100 * hota, places=3)
+
     def test_videos_combined(self):
         # the same video twice: ratios unchanged, counts doubled
         overall, per_video = mot_metrics({"a": toy_frames(), "b": toy_frames()})
