@@ -6,7 +6,7 @@ import unittest
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
-from detectron2.structures import Boxes, Instances, Keypoints, pairwise_iou
+from detectron2.structures import Boxes, ImageList, Instances, Keypoints, pairwise_iou
 from detectron2.utils.events import EventStorage
 
 from centernet_d2 import add_centernet_config
@@ -235,6 +235,44 @@ class TestMultiLevel(unittest.TestCase):
         same = inst.pred_classes[:, None] == inst.pred_classes[None]
         off_diagonal = ~torch.eye(len(inst), dtype=torch.bool)
         self.assertLessEqual(iou[same & off_diagonal].max().item(), 0.6)
+
+    def test_inference_equals_an_independent_decoding(self):
+        # written here from the definition: every level's sigmoid scores and cell-centre ltrb
+        # boxes, the PRE_NMS_TOPK best per level, the score threshold, torchvision's class-wise
+        # NMS, the DETECTIONS_PER_IMAGE best; boxes clipped to the image
+        import torchvision
+
+        model = self._model(
+            "MODEL.CENTERNET.SCORE_THRESH_TEST", "0.3", "MODEL.CENTERNET.PRE_NMS_TOPK_TEST", "40"
+        ).eval()
+        g = torch.Generator().manual_seed(3)
+        shapes = [(12, 16), (6, 8), (3, 4), (2, 2), (1, 1)]
+        predictions = {
+            "heatmap": [torch.randn(1, 5, h, w, generator=g) * 2 for h, w in shapes],
+            "box": [torch.rand(1, 4, h, w, generator=g) * 3 for h, w in shapes],
+        }
+        (inst,) = model.inference(ImageList(torch.zeros(1, 3, 96, 128), [(90, 120)]), predictions)
+        boxes, scores, classes = [], [], []
+        for heat, ltrb, stride in zip(predictions["heatmap"], predictions["box"], model.strides):
+            _, K, H, W = heat.shape
+            prob = torch.sigmoid(heat[0]).flatten()  # (K * H * W,) class-major
+            top = prob.topk(min(40, prob.numel())).indices
+            cls, cell = top // (H * W), top % (H * W)
+            cx, cy = (cell % W + 0.5) * stride, (cell // W + 0.5) * stride
+            d = ltrb[0].flatten(1)[:, cell] * stride  # (4, T) pixels
+            box = torch.stack([cx - d[0], cy - d[1], cx + d[2], cy + d[3]], dim=1)
+            box[:, 2:] = torch.maximum(box[:, 2:], box[:, :2] + 0.01)  # CenterNet2's least side
+            boxes.append(box), scores.append(prob[top]), classes.append(cls)
+        boxes, scores, classes = torch.cat(boxes), torch.cat(scores), torch.cat(classes)
+        keep = scores >= 0.3
+        boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, 120)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, 90)
+        kept = torchvision.ops.batched_nms(boxes, scores, classes, 0.6)[:100]
+        self.assertGreater(len(kept), 10)
+        torch.testing.assert_close(inst.pred_boxes.tensor, boxes[kept])
+        torch.testing.assert_close(inst.scores, scores[kept])
+        self.assertEqual(inst.pred_classes.tolist(), classes[kept].tolist())
 
     def test_bad_values(self):
         with self.assertRaisesRegex(ValueError, "BOX_HEAD 'ltrb'"):

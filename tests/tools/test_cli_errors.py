@@ -94,6 +94,9 @@ class TestUserMistakes(unittest.TestCase):
              ["DATALOADER.ASPECT_RATIO_GROUPING is False"]),
             (["DATASETS.TRAIN", "('shapes_trian',)"],
              ["did you mean 'shapes_train'?", "--coco-dataset, --voc-dataset or --yolo-dataset"]),
+            (["SOLVER.MAX_ITER", "3", "--voc-classes", "a,b"],
+             ["--voc-classes comes after the KEY VALUE config overrides",
+              "put the options (--...) before the overrides"]),
         ]  # fmt: skip
         for argv, expected in cases:
             with self.subTest(argv=argv):

@@ -67,7 +67,6 @@ class TestKeypointTraining(unittest.TestCase):
         self.assertIn("AP", results["keypoints_TTA"])
 
 
-
 class TestKeypointSettings(unittest.TestCase):
     """The keypoint layout comes from the training set, as the class names do."""
 
@@ -109,6 +108,7 @@ class TestKeypointSettings(unittest.TestCase):
                 fill_keypoint_settings(boxes_only)
             with self.assertRaisesRegex(ValueError, "has 3 values"):
                 keypoint_oks_sigmas("kp_boxes_other", [0.1, 0.1, 0.1])
+
 
 if __name__ == "__main__":
     unittest.main()
