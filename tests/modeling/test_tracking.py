@@ -390,7 +390,8 @@ class TestCenterTrack(unittest.TestCase):
 
     def test_keypoints_refused_at_build_time(self):
         with self.assertRaisesRegex(ValueError, "CenterTrack does not track keypoints"):
-            build_model(model_cfg(TRACK_CONFIG, "MODEL.KEYPOINT_ON", "True"))
+            opts = ("MODEL.KEYPOINT_ON", "True", "MODEL.CENTERNET.NUM_KEYPOINTS", "17")
+            build_model(model_cfg(TRACK_CONFIG, *opts))
 
     def test_multilevel_refused(self):
         cfg = model_cfg(MULTILEVEL_CONFIG, "MODEL.META_ARCHITECTURE", "CenterTrack")
