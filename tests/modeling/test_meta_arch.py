@@ -27,6 +27,10 @@ CONFIGS = sorted(
     p
     for p in glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True)
     if not os.path.basename(p).startswith("Base-")
+    # the published models' configs change their base config's input handling and test settings,
+    # not its network: tests/test_official_weights.py builds and runs each; CenterNet2's, whose
+    # head differs (biased GN convs, 3x3 outputs), stays here for its training step
+    and not (p.endswith("_official.yaml") and "multilevel" not in p)
 )
 
 
