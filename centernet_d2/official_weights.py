@@ -32,7 +32,6 @@ differs from the model's.
 """
 
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union

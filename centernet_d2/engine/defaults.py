@@ -157,7 +157,6 @@ def fill_keypoint_settings(cfg: CfgNode, training: bool = True) -> None:
     both (a config made for another set, such as the shapes keypoint config); for testing a
     difference is an error (the model was built for other keypoints). ``cfg`` must not be
     frozen. ``ValueError`` when the dataset has no keypoints."""
-    c = cfg.MODEL.CENTERNET
     names = list(cfg.DATASETS.TRAIN if training else cfg.DATASETS.TEST)
     if not cfg.MODEL.KEYPOINT_ON or not names:
         return

@@ -105,12 +105,12 @@ class TestYOLOFolder(unittest.TestCase):
 
     def test_pose_lines_give_boxes_and_keypoints(self):
         with tempfile.TemporaryDirectory() as root:
-            write_yolo_folder(root, "train", {"p": ((100, 200), [])}, NAMES)
-            with open(os.path.join(root, "data.yaml"), "w") as f:
-                f.write("names: [a, b, c]\nkpt_shape: [3, 3]\nflip_idx: [0, 2, 1]\n")
-            with open(os.path.join(root, "labels", "train", "p.txt"), "w") as f:
-                # box centre (0.5, 0.5) of 0.4 x 0.6; keypoints visible, hidden, not labelled
-                f.write("1 0.5 0.5 0.4 0.6 0.5 0.3 2 0.4 0.6 1 0.0 0.0 0\n")
+            # box centre (0.5, 0.5) of 0.4 x 0.6; keypoints visible, hidden, not labelled
+            _pose_folder(
+                root,
+                "kpt_shape: [3, 3]\nflip_idx: [0, 2, 1]",
+                "1 0.5 0.5 0.4 0.6 0.5 0.3 2 0.4 0.6 1 0.0 0.0 0",
+            )
             register_yolo_dataset("yolo_pose", root, "train")
             try:
                 (d,) = DatasetCatalog.get("yolo_pose")
@@ -127,13 +127,19 @@ class TestYOLOFolder(unittest.TestCase):
 
     def test_pose_line_of_the_wrong_length(self):
         with tempfile.TemporaryDirectory() as root:
-            write_yolo_folder(root, "train", {"p": ((100, 200), [])}, NAMES)
-            with open(os.path.join(root, "data.yaml"), "w") as f:
-                f.write("names: [a, b, c]\nkpt_shape: [2, 2]\n")
-            with open(os.path.join(root, "labels", "train", "p.txt"), "w") as f:
-                f.write("1 0.5 0.5 0.4 0.6 0.5 0.3\n")
+            _pose_folder(root, "kpt_shape: [2, 2]", "1 0.5 0.5 0.4 0.6 0.5 0.3")
             with self.assertRaisesRegex(ValueError, "p.txt line 1: .* 2 keypoints of 2 values"):
                 load_yolo_dataset(root, "train")
+
+
+def _pose_folder(root, pose_yaml, line):
+    """A YOLO pose folder of one 100 x 200 image "p" whose label file is ``line``, with
+    ``pose_yaml`` (kpt_shape, flip_idx) in its data.yaml."""
+    write_yolo_folder(root, "train", {"p": ((100, 200), [])}, NAMES)
+    with open(os.path.join(root, "data.yaml"), "w") as f:
+        f.write(f"names: [a, b, c]\n{pose_yaml}\n")
+    with open(os.path.join(root, "labels", "train", "p.txt"), "w") as f:
+        f.write(line + "\n")
 
 
 class TestYOLOTraining(unittest.TestCase):
