@@ -11,7 +11,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from centernet_d2.data import convert_mot, mot_to_coco_video, register_coco_video_dataset
-from tests.common import MOT_ROWS, load_tool, run_tool_process, write_mot_folder
+from centernet_d2.evaluation import MOTEvaluator
+from tests.common import MOT_ROWS, load_tool, pred_instances, run_tool_process, write_mot_folder
 
 LENGTHS = {"MOT-A": 5, "MOT-B": 4}
 
@@ -119,6 +120,38 @@ class TestConvertMOT(unittest.TestCase):
         }
         # id 1 in frame 5: x = 2 + 15, y = 4, w = 10.5, h = 12
         self.assertEqual(got[1], [17.0, 4.0, 27.5, 16.0])
+
+    def test_evaluator_scores_what_the_loader_read(self):
+        # converted as the docs say for MOT17, tracks on every MOT_ROWS box of every frame with
+        # the rows' ids: the pedestrians (conf 1, class 1, whatever their visibility) are the
+        # ground truth, all found; boxes on the static person (7) and the conf-0 distractor (8)
+        # are ignored, the car (3) is a false positive
+        path = os.path.join(self._tmp.name, "annotations", "train.json")
+        convert_mot(self.root, path, ignore_classes=(2, 7, 8, 12))
+        name = "mot_eval_test"
+        register_coco_video_dataset(name, path, self.root)
+        try:
+            evaluator = MOTEvaluator(name)
+            evaluator.reset()
+            for d in DatasetCatalog.get(name):
+                ids = [row[0] for row in MOT_ROWS if row[0] != 3]  # 3: conf 0 pedestrian
+                boxes = [
+                    BoxMode.convert(row[1](d["frame_id"]), BoxMode.XYWH_ABS, BoxMode.XYXY_ABS)
+                    for row in MOT_ROWS
+                    if row[0] != 3
+                ]
+                tracks = pred_instances(boxes, [0] * len(ids), size=(48, 64), track_ids=ids)
+                evaluator.process([{"image_id": d["image_id"]}], [{"instances": tracks}])
+            tracking = evaluator.evaluate()["tracking"]
+        finally:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        frames = sum(LENGTHS.values())
+        pedestrians = sum(1 for _, _, conf, cls, _ in MOT_ROWS if conf != 0 and cls == 1)
+        self.assertEqual(
+            {k: tracking[k] for k in ("GT", "FN", "FP", "IDSW")},
+            {"GT": pedestrians * frames, "FN": 0, "FP": frames, "IDSW": 0},
+        )
 
     def test_errors(self):
         with self.assertRaisesRegex(ValueError, "half"):

@@ -1,14 +1,19 @@
 """YOLO-format folders (centernet_d2.data.yolo): round trip of boxes, layouts, class names, errors,
 and training with COCOEvaluator through tools/train_net.py --yolo-dataset."""
 
+import contextlib
+import io
 import os
 import tempfile
 import unittest
 
 import numpy as np
+import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import Boxes, BoxMode, Instances
 
 from centernet_d2.data import load_yolo_dataset, register_yolo_dataset, yolo_class_names
+from centernet_d2.evaluation.coco import build_coco_evaluator
 from tests.common import CONFIG, TINY, load_tool, random_boxes, write_yolo_folder
 
 NAMES = ["hat", "person", "vest"]
@@ -140,6 +145,77 @@ def _pose_folder(root, pose_yaml, line):
         f.write(f"names: [a, b, c]\n{pose_yaml}\n")
     with open(os.path.join(root, "labels", "train", "p.txt"), "w") as f:
         f.write(line + "\n")
+
+
+def _perfect_outputs(dicts, with_keypoints=False):
+    """(inputs, outputs) for an evaluator's process: every object the loader read, detected
+    exactly with score 1 (and its labelled keypoints)."""
+    inputs, outputs = [], []
+    for d in dicts:
+        annos = d["annotations"]
+        inst = Instances((d["height"], d["width"]))
+        boxes = [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annos]
+        inst.pred_boxes = Boxes(torch.tensor(boxes, dtype=torch.float32).view(-1, 4))
+        inst.scores = torch.ones(len(annos))
+        inst.pred_classes = torch.tensor([a["category_id"] for a in annos], dtype=torch.long)
+        if with_keypoints:
+            kps = torch.tensor([a["keypoints"] for a in annos], dtype=torch.float32)
+            inst.pred_keypoints = kps.view(len(annos), -1, 3)
+            inst.pred_keypoints[..., 2] = 1.0
+        inputs.append({"image_id": d["image_id"]})
+        outputs.append({"instances": inst})
+    return inputs, outputs
+
+
+class TestYOLOEvaluation(unittest.TestCase):
+    """COCOEvaluator scores a folder as the loader read it: blank lines, tabs, polygon lines and
+    images without a label file; a pose folder's keypoints."""
+
+    def evaluate(self, root, tasks, shift=0.0, oks_sigmas=()):
+        name = "yolo_eval_test"
+        register_yolo_dataset(name, root, "train")
+        try:
+            dicts = DatasetCatalog.get(name)
+            evaluator = build_coco_evaluator(name, root, "keypoints" in tasks, oks_sigmas)
+            evaluator.reset()
+            inputs, outputs = _perfect_outputs(dicts, "keypoints" in tasks)
+            for out in outputs:
+                out["instances"].pred_boxes.tensor[:, 0::2] += shift
+            evaluator.process(inputs, outputs)
+            with contextlib.redirect_stdout(io.StringIO()):
+                return dicts, evaluator.evaluate()
+        finally:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+
+    def test_boxes_and_polygons(self):
+        with tempfile.TemporaryDirectory() as root:
+            images = _images(num=4)
+            write_yolo_folder(root, "train", images, NAMES)
+            # a blank line, a tab-separated box and a polygon (a triangle) added to img01
+            path = os.path.join(root, "labels", "train", "img01.txt")
+            with open(path, "a") as f:
+                f.write("\n2\t0.5\t0.5\t0.2\t0.2\n\n0 0.1 0.1 0.3 0.1 0.2 0.4\n")
+            dicts, results = self.evaluate(root, ("bbox",))
+            _, shifted = self.evaluate(root, ("bbox",), shift=6.0)
+        objects = sum(len(objs or []) for _, objs in images.values())
+        self.assertEqual(sum(len(d["annotations"]) for d in dicts), objects + 2)
+        (h, w), _ = images["img01"]
+        (d,) = [d for d in dicts if d["file_name"].endswith("img01.jpg")]
+        np.testing.assert_allclose(d["annotations"][-1]["bbox"][:2], [0.1 * w, 0.1 * h], atol=1e-4)
+        self.assertAlmostEqual(results["bbox"]["AP"], 100.0, places=4)
+        self.assertLess(shifted["bbox"]["AP"], 90.0)
+
+    def test_pose_keypoints(self):
+        with tempfile.TemporaryDirectory() as root:
+            _pose_folder(
+                root,
+                "kpt_shape: [3, 3]\nflip_idx: [0, 2, 1]",
+                "1 0.5 0.5 0.4 0.6 0.5 0.3 2 0.4 0.6 1 0.0 0.0 0",
+            )
+            _, results = self.evaluate(root, ("bbox", "keypoints"), oks_sigmas=[0.067] * 3)
+        self.assertAlmostEqual(results["bbox"]["AP"], 100.0, places=4)
+        self.assertAlmostEqual(results["keypoints"]["AP"], 100.0, places=4)
 
 
 class TestYOLOTraining(unittest.TestCase):

@@ -2,14 +2,12 @@
 
 import math
 import random
-import tempfile
 import unittest
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
-from centernet_d2.data import ShapesVideoSpec, register_all_shapes_video
 from centernet_d2.evaluation import MOTEvaluator, mot_metrics
 from centernet_d2.tracking import Tracker
 from tests.common import pred_instances, square
@@ -207,44 +205,86 @@ class TestMOTEvaluator(unittest.TestCase):
             evaluator.evaluate()
 
 
+# A scripted video of 10 frames (16 px squares, class 0), centre (x0 + v t, y) in frames
+# [first, last] and not in the frames listed hidden:
+# A and B cross at y = 40 (12 px per frame each way; at frame 5 each is 12 px from the other's
+# previous centre, within the 16 px limit, so only the displacements keep their ids); C moves
+# 8 px per frame and is hidden in frames 4-5: its lost track moves at its velocity and takes it
+# back (max_age 2); D stands still and is hidden in frames 3-6, longer than max_age: it comes
+# back with a new id, one identity switch.
+PIPELINE = {  # gt id: (x0, v, y, hidden frames)
+    1: (20, 12, 40, ()),
+    2: (128, -12, 40, ()),
+    3: (30, 8, 100, (4, 5)),
+    4: (130, 0, 110, (3, 4, 5, 6)),
+}
+
+
+def pipeline_video(name):
+    """Register ``name`` with the scripted video; return (dicts, per frame the detections'
+    gt ids, boxes, displacements (the true motion back to the previous frame))."""
+    dicts, frames = [], []
+    for t in range(10):
+        annos, ids, boxes, disp = [], [], [], []
+        for g, (x0, v, y, hidden) in PIPELINE.items():
+            if t in hidden:
+                continue
+            x0_, y0, x1, y1 = square(x0 + v * t, y, side=16)
+            annos.append({"bbox": [x0_, y0, x1 - x0_, y1 - y0], "bbox_mode": BoxMode.XYWH_ABS,
+                          "category_id": 0, "iscrowd": 0, "track_id": g})  # fmt: skip
+            ids.append(g)
+            boxes.append([x0_, y0, x1, y1])
+            disp.append([-v if t else 0, 0])
+        dicts.append({"file_name": f"{t}.jpg", "image_id": t + 1, "height": 160, "width": 160,
+                      "video_id": 1, "frame_id": t + 1, "annotations": annos})  # fmt: skip
+        frames.append((ids, boxes, disp))
+    DatasetCatalog.register(name, lambda: dicts)
+    MetadataCatalog.get(name).set(thing_classes=["box"])
+    return dicts, frames
+
+
 class TestTrackingPipeline(unittest.TestCase):
-    def test_ground_truth_through_tracker(self):
-        # The shapes video set's boxes as detections, with displacements from their track ids
-        # (previous centre - centre; 0 where the object was not annotated the frame before):
-        # all detected (FP = FN = 0), and every track keeps its id but where an object comes
-        # back after being hidden (at most one switch per comeback): MOTA = 100 - IDSW / GT.
+    def run_pipeline(self, with_displacements):
         name = "mot_pipeline_test"
-        spec = ShapesVideoSpec(num_videos=3, seed=11, num_frames=20)
-        with tempfile.TemporaryDirectory() as tmp:
-            register_all_shapes_video(tmp, {name: ("pipeline", spec)})
-            try:
-                dicts = DatasetCatalog.get(name)
-                evaluator, tracker = MOTEvaluator(name), Tracker(max_age=spec.num_frames)
-                previous, comebacks = {}, 0  # track id -> (centre, frame id)
-                for d in dicts:
-                    if d["frame_id"] == 1:
-                        tracker.reset()
-                    boxes = [
-                        BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS)
-                        for a in d["annotations"]
-                    ]
-                    centres = [((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in boxes]
-                    disp = []
-                    for a, (cx, cy) in zip(d["annotations"], centres):
-                        (px, py), frame = previous.get(a["track_id"], ((cx, cy), 0))
-                        comebacks += int(0 < frame < d["frame_id"] - 1)
-                        disp.append([px - cx, py - cy] if frame == d["frame_id"] - 1 else [0, 0])
-                        previous[a["track_id"]] = ((cx, cy), d["frame_id"])
-                    classes = [a["category_id"] for a in d["annotations"]]
-                    detections = pred_instances(boxes, classes, displacements=disp)
-                    out = {"instances": tracker.step(detections)}
-                    evaluator.process([{"image_id": d["image_id"]}], [out])
-                tracking = evaluator.evaluate()["tracking"]
-            finally:
-                DatasetCatalog.remove(name)
-                MetadataCatalog.remove(name)
-        self.assertEqual((tracking["FP"], tracking["FN"]), (0, 0))
-        self.assertLessEqual(tracking["IDSW"], comebacks)
-        expected = 100 * (1 - tracking["IDSW"] / tracking["GT"])
-        self.assertAlmostEqual(tracking["MOTA"], expected, places=6)
-        self.assertGreater(tracking["GT"], 50)
+        dicts, frames = pipeline_video(name)
+        try:
+            evaluator, tracker = MOTEvaluator(name), Tracker(max_age=2)
+            seen = {}  # gt id -> track ids per frame
+            for d, (ids, boxes, disp) in zip(dicts, frames):
+                scores = [0.9 - 0.1 * i for i in range(len(ids))]
+                detections = pred_instances(
+                    boxes, [0] * len(ids), scores, size=(160, 160),
+                    displacements=disp if with_displacements else None,
+                )  # fmt: skip
+                tracks = tracker.step(detections)
+                # every detection is linked or starts a track, in the detections' order
+                self.assertEqual(len(tracks), len(ids))
+                for g, track_id in zip(ids, tracks.pred_track_ids.tolist()):
+                    seen.setdefault(g, []).append(track_id)
+                evaluator.process([{"image_id": d["image_id"]}], [{"instances": tracks}])
+            return seen, evaluator.evaluate()["tracking"]
+        finally:
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+
+    def test_scripted_video_through_tracker_and_evaluator(self):
+        seen, tracking = self.run_pipeline(with_displacements=True)
+        self.assertEqual(seen[1], [1] * 10)
+        self.assertEqual(seen[2], [2] * 10)
+        self.assertEqual(seen[3], [3] * 8)
+        self.assertEqual(seen[4], [4] * 3 + [5] * 3)
+        gt = 10 + 10 + 8 + 6
+        self.assertEqual(
+            {k: tracking[k] for k in ("GT", "FP", "FN", "IDSW")},
+            {"GT": gt, "FP": 0, "FN": 0, "IDSW": 1},
+        )
+        self.assertAlmostEqual(tracking["MOTA"], 100 * (1 - 1 / gt), places=6)
+        # IDF1: D's best id covers 3 of its 6 boxes
+        self.assertAlmostEqual(tracking["IDF1"], 100 * (gt - 3) / gt, places=6)
+
+    def test_without_displacements_the_crossing_switches(self):
+        # from frame 5, A's box is nearest B's track and B's nearest A's: both swap ids
+        seen, tracking = self.run_pipeline(with_displacements=False)
+        self.assertEqual(seen[1], [1] * 5 + [2] * 5)
+        self.assertEqual(seen[2], [2] * 5 + [1] * 5)
+        self.assertEqual(tracking["IDSW"], 3)

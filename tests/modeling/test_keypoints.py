@@ -4,6 +4,7 @@ import math
 import os
 import tempfile
 import unittest
+from unittest import mock
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -275,6 +276,45 @@ class TestKeypointModel(unittest.TestCase):
         self.assertEqual(losses["loss_keypoint_offset"].item(), 0.0)
         sum(losses.values()).backward()
 
+    def test_train_step_losses_by_hand(self):
+        # one object, BOX (centre cell (6, 6), 8 x 8 cells) of class 0 with KEYPOINTS (two
+        # labelled); scripted outputs: all heatmap logits -30 (no loss) but 0 (p = 1/2) at the
+        # centre and at the two keypoints' cells; every regression 0 but the offset 0.25
+        cfg = _keypoint_cfg()
+        model = build_model(cfg).train()
+        heatmap = torch.full((1, 2, 16, 16), -30.0)
+        heatmap[0, 0, 6, 6] = 0.0
+        keypoint_heatmap = torch.full((1, 3, 16, 16), -30.0)
+        keypoint_heatmap[0, 0, 3, 2] = keypoint_heatmap[0, 1, 7, 7] = 0.0
+        predictions = {
+            "heatmap": heatmap,
+            "size": torch.zeros(1, 2, 16, 16),
+            "offset": torch.full((1, 2, 16, 16), 0.25),
+            "keypoints": torch.zeros(1, 6, 16, 16),
+            "keypoint_heatmap": keypoint_heatmap,
+            "keypoint_offset": torch.zeros(1, 2, 16, 16),
+        }
+        inputs = [
+            {"image": torch.zeros(3, 64, 64), "instances": _instances([BOX], [0], [KEYPOINTS])}
+        ]
+        with EventStorage(), mock.patch.object(model, "run_network", return_value=predictions):
+            losses = model(inputs)
+        c = cfg.MODEL.CENTERNET
+        focal = 0.5**c.FOCAL_ALPHA * math.log(2)  # -(1 - p)^alpha log p at p = 1/2
+        expected = {  # per object (1) or per labelled keypoint (2)
+            "loss_heatmap": c.HEATMAP_WEIGHT * focal,
+            "loss_size": c.SIZE_WEIGHT * 8.0,  # |0 - 8| cells
+            "loss_offset": c.OFFSET_WEIGHT * 0.25,  # the centre (24, 24) px is cell 6.0
+            # |0 - (keypoint / 4 - 6)|: (3.375 + 2.9375) / 2 + (1.5 + 1.5) / 2
+            "loss_keypoints": c.KEYPOINT_WEIGHT * (3.15625 + 1.5) / 2,
+            "loss_keypoint_heatmap": c.KEYPOINT_HEATMAP_WEIGHT * 2 * focal / 2,
+            # sub-cell (0.625, 0.0625) and (0.5, 0.5)
+            "loss_keypoint_offset": c.KEYPOINT_OFFSET_WEIGHT * (0.34375 + 0.5) / 2,
+        }
+        self.assertEqual(set(losses), set(expected))
+        for name, value in expected.items():
+            self.assertAlmostEqual(losses[name].item(), value, places=5, msg=name)
+
     def test_inference_scaled_like_boxes(self):
         torch.manual_seed(0)
         model = build_model(_keypoint_cfg("MODEL.CENTERNET.SCORE_THRESH_TEST", "0.0")).eval()
@@ -291,20 +331,70 @@ class TestKeypointModel(unittest.TestCase):
         self.assertTrue((kps[classes == 0][:, 2, 2] == 0).all())
         self.assertTrue((kps[classes == 1][:, :2, 2] == 0).all())
 
-    def test_tta_keeps_keypoints(self):
-        torch.manual_seed(0)
-        cfg = _keypoint_cfg(
-            "MODEL.CENTERNET.SCORE_THRESH_TEST",
-            "0.0",
-            "MODEL.CENTERNET.KEYPOINT_FLIP_INDICES",
-            "[1, 0, 2]",
-        )
-        model = build_model(cfg).eval()
-        tta = CenterNetWithTTA(cfg, model)
-        self.assertEqual(tta.keypoint_flip_indices, [1, 0, 2])
-        with torch.no_grad():
-            (out,) = tta([{"image": _inputs()[0]["image"], "height": 64, "width": 64}])
-        self.assertEqual(out["instances"].pred_keypoints.shape[1:], (3, 3))
+    def test_flip_test_of_a_mirror_consistent_network(self):
+        # scripted outputs on a 16 x 16 grid: an object of class 0 at the centre of cell (6, 6),
+        # 8 x 8 cells, keypoint 0 (left) at (3.3, 4.6) and 1 (right) at (9.2, 8.4) cells; on the
+        # mirror image what geometry gives (x -> 16 - x, left and right swapped): the flip test
+        # finds the image's keypoints with their scores, swapping by the flip map
+        def outputs(kps, cell):
+            out = {
+                "heatmap": torch.full((1, 2, 16, 16), -10.0),
+                "size": torch.zeros(1, 2, 16, 16),
+                "offset": torch.full((1, 2, 16, 16), 0.5),
+                "keypoints": torch.zeros(1, 6, 16, 16),
+                "keypoint_heatmap": torch.full((1, 3, 16, 16), -10.0),
+                "keypoint_offset": torch.zeros(1, 2, 16, 16),
+            }
+            x, y = cell
+            out["heatmap"][0, 0, y, x] = 3.0
+            out["size"][0, :, y, x] = 8.0
+            out["keypoints"][0, :4, y, x] = (kps - torch.tensor(cell)).flatten()
+            for j, (kx, ky) in enumerate(kps.tolist()):
+                out["keypoint_heatmap"][0, j, int(ky), int(kx)] = 3.0
+                out["keypoint_offset"][0, :, int(ky), int(kx)] = torch.tensor([kx % 1, ky % 1])
+            return out
+
+        kps = torch.tensor([[3.3, 4.6], [9.2, 8.4]])
+        image = outputs(kps, (6, 6))
+        mirror = outputs(torch.stack([16 - kps[:, 0], kps[:, 1]], dim=1)[[1, 0]], (9, 6))
+        both = {k: torch.cat([image[k], mirror[k]]) for k in image}
+
+        batches = []
+
+        def network(x):
+            batches.append(len(x))
+            return both if len(x) == 2 else image
+
+        def keypoints(flip_indices):
+            cfg = _keypoint_cfg(
+                "MODEL.CENTERNET.SCORE_THRESH_TEST", "0.5",
+                "MODEL.CENTERNET.KEYPOINT_FLIP_INDICES", str(flip_indices),
+                "TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()",
+            )  # fmt: skip
+            model = build_model(cfg).eval()
+            inputs = [{"image": torch.zeros(3, 64, 64), "height": 64, "width": 64}]
+            with torch.no_grad(), mock.patch.object(model, "run_network", side_effect=network):
+                (plain,) = model(inputs)
+                (flipped,) = CenterNetWithTTA(cfg, model)(inputs)
+            return plain["instances"], flipped["instances"]
+
+        plain, flipped = keypoints([1, 0, 2])
+        self.assertEqual(batches, [1, 2])  # the wrapper ran the image and its mirror
+        score = torch.sigmoid(torch.tensor(3.0)).item()
+        expected = torch.tensor([[13.2, 18.4, score], [36.8, 33.6, score], [0.0, 0.0, 0.0]])
+        for result in (plain, flipped):
+            self.assertEqual(len(result), 1)
+            torch.testing.assert_close(
+                result.pred_boxes.tensor[0], torch.tensor([10.0, 10, 42, 42])
+            )
+            torch.testing.assert_close(
+                result.pred_keypoints[0, :2], expected[:2], atol=1e-4, rtol=0
+            )
+            # class 0 has no keypoint 2
+            self.assertEqual(result.pred_keypoints[0, 2, 2].item(), 0.0)
+        # a wrong flip map averages the left keypoint with the right one
+        _, unswapped = keypoints([0, 1, 2])
+        self.assertLess(unswapped.pred_keypoints[0, 0, 2].item(), 0.6)
 
     def test_checkpoint_carries_the_class_sets(self):
         trained = build_model(_keypoint_cfg())

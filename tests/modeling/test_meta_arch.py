@@ -1,7 +1,9 @@
 import glob
+import math
 import os
 import tempfile
 import unittest
+from unittest import mock
 
 import torch
 from detectron2.config import get_cfg
@@ -216,6 +218,54 @@ class TestMultiLevel(unittest.TestCase):
             losses = model(make_inputs([(64, 64)], [[]], 5))
         self.assertEqual(losses["loss_box"].item(), 0.0)
         self.assertGreater(losses["loss_heatmap"].item(), 0.0)
+
+    def test_train_step_losses_by_hand(self):
+        # one 32 x 32 px object at centre (56, 56) of a 128 x 128 image: half diagonal 22.6, on
+        # level 0 (stride 8) only, positive at cell (7, 7), boxes regressed on the 3 x 3 cells
+        # around it (centres 52, 60, 68 px, all inside). The network's outputs are scripted:
+        # heatmap logits -30 (no loss) but 0.5 at the positive and 1.0 at a cell of another
+        # class (target 0, a negative); every box prediction (2, 2, 2, 2) cells.
+        cfg = model_cfg(MULTILEVEL_CONFIG)
+        model = self._model().train()
+        c = cfg.MODEL.CENTERNET
+        K, box = model.num_classes, [40.0, 40.0, 72.0, 72.0]
+        shapes = [(16, 16), (8, 8), (4, 4), (2, 2), (1, 1)]
+        heatmaps = [torch.full((1, K, h, w), -30.0) for h, w in shapes]
+        heatmaps[0][0, 1, 7, 7] = 0.5
+        heatmaps[2][0, 0, 0, 0] = 1.0
+        predictions = {
+            "heatmap": heatmaps,
+            "box": [torch.full((1, 4, h, w), 2.0) for h, w in shapes],
+        }
+        inputs = [
+            {"image": torch.zeros(3, 128, 128), "instances": gt_instances([box], [1], (128, 128))}
+        ]
+        with EventStorage(), mock.patch.object(model, "run_network", return_value=predictions):
+            losses = model(inputs)
+
+        def sigmoid(x):
+            return 1 / (1 + math.exp(-x))
+
+        a, balance = c.FOCAL_ALPHA, c.FOCAL_BALANCE
+        positive = -((1 - sigmoid(0.5)) ** a) * math.log(sigmoid(0.5))
+        negative = -(sigmoid(1.0) ** a) * math.log(1 - sigmoid(1.0))
+        heatmap = (balance * positive + (1 - balance) * negative) / 1  # one positive
+        self.assertAlmostEqual(losses["loss_heatmap"].item(), c.HEATMAP_WEIGHT * heatmap, places=5)
+
+        def giou(p, q):  # boxes (x0, y0, x1, y1)
+            inter = max(0, min(p[2], q[2]) - max(p[0], q[0])) * max(
+                0, min(p[3], q[3]) - max(p[1], q[1])
+            )
+            union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter
+            hull = (max(p[2], q[2]) - min(p[0], q[0])) * (max(p[3], q[3]) - min(p[1], q[1]))
+            return inter / union - (hull - union) / hull
+
+        total = 0.0
+        for cy in (52, 60, 68):
+            for cx in (52, 60, 68):
+                target = [box[0] - cx, box[1] - cy, box[2] - cx, box[3] - cy]  # around the cell
+                total += 1 - giou([-16, -16, 16, 16], target)
+        self.assertAlmostEqual(losses["loss_box"].item(), c.BOX_WEIGHT * total / 9, places=5)
 
     def test_inference_is_nms_of_the_level_candidates(self):
         model = self._model(

@@ -4,16 +4,19 @@ ids and trails out; the drawing helpers."""
 import os
 import tempfile
 import unittest
+from unittest import mock
 
 import cv2
 import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.data import Metadata
+from detectron2.data.detection_utils import read_image
 from detectron2.modeling import build_model
 
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
 from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.tracking import CenterTrackPredictor
 from centernet_d2.utils.visualize import draw_tracks, update_trails
 from tests.common import TRACK_CONFIG, load_tool, pred_instances, square
 
@@ -57,26 +60,54 @@ class TestTrackingDemo(unittest.TestCase):
         cls.tmp.cleanup()
 
     def run_demo(self, video_input):
+        """Run the demo; return its output folder and, per frame, the tracks and trails it
+        drew."""
         demo = load_tool("demo")
         out = os.path.join(self.tmp.name, "out")
         args = ["--config-file", TRACK_CONFIG, "--video-input", video_input, "--output", out]
-        args += ["--confidence-threshold", "0.05", "--opts", "MODEL.WEIGHTS", self.weights]
-        args += ["TEST.DETECTIONS_PER_IMAGE", "3"] + LOW
-        demo.main(demo.get_parser().parse_args(args))
-        return out
+        args += ["--confidence-threshold", "0.05", "--opts"] + self.opts()
+        drawn = []
+
+        def record(image, instances, metadata, trails):
+            drawn.append((instances, dict(trails)))
+            return draw_tracks(image, instances, metadata, trails)
+
+        with mock.patch.object(demo, "draw_tracks", side_effect=record):
+            demo.main(demo.get_parser().parse_args(args))
+        return out, drawn
+
+    def opts(self):
+        return ["MODEL.WEIGHTS", self.weights, "TEST.DETECTIONS_PER_IMAGE", "3"] + LOW
 
     def test_folder_of_frames(self):
-        out = self.run_demo(self.frames)
+        out, drawn = self.run_demo(self.frames)
         written = read_frames(os.path.join(out, "clip7.mp4"))
         self.assertEqual(len(written), 4)
         self.assertEqual(written[0].shape, (128, 128, 3))
         first = cv2.imread(os.path.join(self.frames, "000001.png"))
         # the boxes and labels are drawn (beyond the video codec's noise)
         self.assertGreater(np.abs(written[0].astype(int) - first.astype(int)).max(), 100)
+        # what was drawn: the tracks of the library's predictor on the frames in name order,
+        # and as trails the centres of each track in the frames it was seen in a row
+        cfg = setup_cfg(TRACK_CONFIG, self.opts() + ["MODEL.CENTERNET.SCORE_THRESH_TEST", "0.05"])
+        predictor, trails = CenterTrackPredictor(cfg), {}
+        self.assertEqual(len(drawn), 4)
+        for t, (instances, drawn_trails) in enumerate(drawn):
+            frame = read_image(os.path.join(self.frames, f"{t + 1:06d}.png"), format="BGR")
+            expected = predictor(frame)["instances"]
+            ids = expected.pred_track_ids.tolist()
+            self.assertEqual(instances.pred_track_ids.tolist(), ids)
+            torch.testing.assert_close(instances.pred_boxes.tensor, expected.pred_boxes.tensor)
+            boxes = expected.pred_boxes.tensor
+            centres = dict(zip(ids, map(tuple, ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist())))
+            trails = {i: (trails.get(i, []) + [c])[-15:] for i, c in centres.items()}
+            self.assertEqual(drawn_trails, trails)
+        self.assertGreater(max(len(x) for x in trails.values()), 1)  # a track lived on
 
     def test_video_file(self):
-        out = self.run_demo(self.video)
+        out, drawn = self.run_demo(self.video)
         self.assertEqual(len(read_frames(os.path.join(out, "clip8.mp4"))), 4)
+        self.assertEqual(len(drawn), 4)
 
 
 class TestDrawing(unittest.TestCase):

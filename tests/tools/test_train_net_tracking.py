@@ -7,6 +7,12 @@ import os
 import tempfile
 import unittest
 
+from detectron2.data import DatasetCatalog
+from detectron2.data.detection_utils import read_image
+
+from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.evaluation import MOTEvaluator
+from centernet_d2.tracking import CenterTrackPredictor
 from tests.common import TINY, TRACK_CONFIG, coco_video_json, load_tool, write_coco_video
 
 train_net = load_tool("train_net")
@@ -66,6 +72,28 @@ class TestTrackingTrainNet(unittest.TestCase):
         for key, value in self.results["bbox"].items():  # APm, APl: NaN (no such objects)
             if not math.isnan(value):
                 self.assertAlmostEqual(results["bbox"][key], value, places=6, msg=key)
+
+    def test_numbers_of_the_library_path(self):
+        # the tool's MOT numbers are those of the library: CenterTrackPredictor over each
+        # video's frames in order (reset between videos), the tracks fed to MOTEvaluator
+        weights = os.path.join(self.out, "model_final.pth")
+        opts = self.argv[self.argv.index("--coco-video-dataset") + 4 :] + ["MODEL.WEIGHTS", weights]
+        predictor = CenterTrackPredictor(setup_cfg(TRACK_CONFIG, opts))
+        evaluator = MOTEvaluator("toy_video")
+        evaluator.reset()
+        dicts = sorted(
+            DatasetCatalog.get("toy_video"), key=lambda d: (d["video_id"], d["frame_id"])
+        )
+        for d in dicts:
+            if d["frame_id"] == dicts[0]["frame_id"]:
+                predictor.reset()
+            output = predictor(read_image(d["file_name"], format="BGR"))
+            evaluator.process([{"image_id": d["image_id"]}], [output])
+        tracking = evaluator.evaluate()["tracking"]
+        self.assertEqual(tracking.keys(), self.results["tracking"].keys())
+        for key, value in self.results["tracking"].items():
+            self.assertAlmostEqual(tracking[key], value, places=6, msg=key)
+        self.assertGreater(tracking["FP"], 0)  # the numbers count tracks, not an empty output
 
     def test_eval_only_with_test_time_augmentation(self):
         # the tracker runs on the flip-merged detections of two scales

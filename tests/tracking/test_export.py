@@ -14,6 +14,8 @@ from detectron2.modeling import build_model
 
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
 from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.export import run_file
+from centernet_d2.modeling.tracking import render_prev_heatmap
 from centernet_d2.tracking.export import (
     TRACKING_INPUT_NAMES,
     TRACKING_OUTPUT_NAMES,
@@ -74,6 +76,41 @@ class TestTrackingExport(unittest.TestCase):
             a = exported_tracking_outputs(model, images, prev, heatmaps, (SIZE, SIZE))
             b = exported_tracking_outputs(model, images, images, heatmaps * 0, (SIZE, SIZE))
         self.assertFalse(torch.equal(a[3], b[3]))
+
+    def test_onnx_matches_the_models_inference(self):
+        # the file, fed the previous tracks drawn as the heatmap, gives what CenterTrack's own
+        # forward gives for the frame, its previous frame and those tracks
+        model = tracking_model()
+        model.test_score_thresh = 0.1
+        g = torch.Generator().manual_seed(3)
+        image = torch.rand(3, SIZE, SIZE, generator=g) * 255
+        prev_image = torch.rand(3, SIZE, SIZE, generator=g) * 255
+        prev_boxes = torch.tensor([[4.0, 6.0, 20.0, 30.0], [36.0, 30.0, 60.0, 50.0]])
+        heatmap = render_prev_heatmap([prev_boxes], (1, 1, SIZE, SIZE))
+        inputs = (image[None], prev_image[None], heatmap)
+        with tempfile.TemporaryDirectory() as out:
+            path, _ = export_tracking_and_check(model, inputs, out, "onnx")
+            boxes, scores, classes, displacements = (
+                x[0] for x in run_file(path, dict(zip(TRACKING_INPUT_NAMES, inputs)), None)
+            )
+        with torch.no_grad():
+            (result,) = model(
+                [{"image": image, "prev_image": prev_image, "prev_boxes": prev_boxes,
+                  "height": SIZE, "width": SIZE}]  # fmt: skip
+            )
+        expected = result["instances"]
+        kept = scores >= model.test_score_thresh
+        self.assertGreater(len(expected), 3)
+        self.assertEqual(int(kept.sum()), len(expected))
+        self.assertEqual(classes[kept].tolist(), expected.pred_classes.tolist())
+        for name, actual, reference in (
+            ("boxes", boxes[kept], expected.pred_boxes.tensor),
+            ("scores", scores[kept], expected.scores),
+            ("displacements", displacements[kept], expected.pred_displacements),
+        ):
+            self.assertLessEqual(
+                float(abs(torch.from_numpy(actual) - reference).max()), TOLERANCE, name
+            )
 
     def test_tool_on_frames(self):
         model = tracking_model()
