@@ -36,7 +36,7 @@ def add_centernet_config(cfg: CN) -> CN:
     c = _C.MODEL.CENTERNET
     c.NUM_CLASSES = 80
     # Backbone features the head runs on; CenterNet uses a single stride-4 map, the multi-level
-    # CenterNet (TARGET_KIND "multilevel") several, finest first.
+    # CenterNet (MODEL.META_ARCHITECTURE "MultiLevelCenterNet") several, finest first.
     c.IN_FEATURES = ["p2"]
     # Head: HEAD_NUM_CONVS 3x3 convs of HEAD_CHANNELS (ReLU) before each branch's 1x1 output conv.
     c.HEAD_CHANNELS = 64
@@ -74,15 +74,17 @@ def add_centernet_config(cfg: CN) -> CN:
     c.BOX_WEIGHT = 5.0
     c.LTRB_SCALE = 4.0  # cells per unit of the ReLU output (TTFNet's 16 px at stride 4)
     c.TTF_BETA = 0.54
-    # Multi-level CenterNet (TARGET_KIND "multilevel", CenterNet2's one-stage detector; needs
-    # BOX_HEAD "ltrb" and IN_FEATURES of several levels, finest first, e.g. p3..p7): the head is
+    # Multi-level CenterNet (MODEL.META_ARCHITECTURE "MultiLevelCenterNet", CenterNet2's one-stage
+    # detector; needs TARGET_KIND "multilevel", BOX_HEAD "ltrb" and IN_FEATURES of several levels,
+    # finest first, e.g. p3..p7): the head is
     # shared by the levels; an object is a positive on each level whose SIZE_RANGES entry
     # [low, high] holds its half diagonal sqrt(w^2 + h^2) / 2 (input pixels); heatmaps are
     # exp(-d^2 / max(2 delta^2 area, MIN_RADIUS^2)) with delta = (1 - MIN_OVERLAP) /
     # (1 + MIN_OVERLAP), d the distance to the box centre in pixels; ltrb GIoU regression on the
     # 3x3 cells around the centre. Inference: PRE_NMS_TOPK_TEST candidates per level, class-wise
-    # NMS of IoU NMS_THRESH_TEST, TEST.DETECTIONS_PER_IMAGE kept.
-    c.SIZE_RANGES = [[0, 80], [64, 160], [128, 320], [256, 640], [512, 100000000]]
+    # NMS of IoU NMS_THRESH_TEST, TEST.DETECTIONS_PER_IMAGE kept. The last range has no upper
+    # bound (YAML: .inf).
+    c.SIZE_RANGES = [[0, 80], [64, 160], [128, 320], [256, 640], [512, float("inf")]]
     c.MIN_RADIUS = 4.0
     c.NMS_THRESH_TEST = 0.6
     c.PRE_NMS_TOPK_TEST = 1000
@@ -165,14 +167,21 @@ def add_centernet_config(cfg: CN) -> CN:
     _C.SOLVER.FUSION_GAIN_LR_FACTOR = 1.0
 
     # ResNet + deconvolution upsampler (the paper's ResNet variant): stride-2 transposed convs.
-    c.DECONV = CN()
-    c.DECONV.IN_FEATURE = "res5"
-    c.DECONV.CHANNELS = [256, 128, 64]  # output channels of each stage
-    c.DECONV.KERNEL_SIZE = 4  # of the transposed convs
-    c.DECONV.NORM = "BN"  # "BN", "SyncBN", "FrozenBN", "GN" or "" (none)
+    _C.MODEL.DECONV = CN()
+    _C.MODEL.DECONV.IN_FEATURE = "res5"
+    _C.MODEL.DECONV.CHANNELS = [256, 128, 64]  # output channels of each stage
+    _C.MODEL.DECONV.KERNEL_SIZE = 4  # of the transposed convs
+    _C.MODEL.DECONV.NORM = "BN"  # "BN", "SyncBN", "FrozenBN", "GN" or "" (none)
     # Each stage's 3x3 conv is a modulated deformable conv (DCNv2, torchvision's deform_conv2d),
     # as in the paper's ResNet variant; False: a plain conv (the parameter names of older models).
-    c.DECONV.DEFORMABLE = False
+    _C.MODEL.DECONV.DEFORMABLE = False
+    # Its keys were MODEL.CENTERNET.DECONV.* before: such a config stops naming the new key.
+    for key in ("", ".IN_FEATURE", ".CHANNELS", ".KERNEL_SIZE", ".NORM", ".DEFORMABLE"):
+        _C.register_renamed_key(
+            "MODEL.CENTERNET.DECONV" + key,
+            "MODEL.DECONV" + key,
+            message="the deconvolution backbone's keys sit next to MODEL.DLA and MODEL.MOBILENET",
+        )
 
     # MobileNet (torchvision) + FPN backbones.
     _C.MODEL.MOBILENET = CN()

@@ -1,8 +1,8 @@
 """Export a CenterNet to TorchScript (tracing) or ONNX with decoding inside the graph.
 
 The exported function is the model's preprocessing (mean/std), backbone, head and
-:func:`~centernet_d2.modeling.decode.decode_predictions` (size/offset or ltrb boxes, as the
-model's ``MODEL.CENTERNET.BOX_HEAD``), traced through Detectron2's ``TracingAdapter``; test-time
+the model's ``decode`` stage (size/offset or ltrb boxes, as the model's
+``MODEL.CENTERNET.BOX_HEAD``, and keypoints), traced through Detectron2's ``TracingAdapter``; test-time
 augmentation (``TEST.AUG``) is not exported:
 
     images (N, 3, H, W) float32 -> boxes (N, T, 4), scores (N, T), classes (N, T) int64
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .modeling.decode import decode_predictions
+from .modeling.multilevel import MultiLevelCenterNet
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -180,14 +180,7 @@ def exported_outputs(model: nn.Module, images: Tensor, image_size: Tuple[int, in
         (N, T) int64; for a model with keypoints, keypoints (N, T, J, 3).
     """
     x = (images - model.pixel_mean) / model.pixel_std  # DenseDetector.preprocess_image
-    predictions = model.run_network(x)
-    if getattr(model, "keypoint_settings", None):
-        boxes, scores, classes, *rest = model.decode_with_keypoints(predictions)
-    else:
-        rest = []
-        boxes, scores, classes = decode_predictions(
-            predictions, model.stride, model.test_topk, model.box_head
-        )
+    boxes, scores, classes, *rest = model.decode(model.run_network(x))
     height, width = image_size
     # Boxes.clip of the model's inference: x in [0, W], y in [0, H]
     limits = boxes.new_tensor([width, height, width, height])
@@ -242,11 +235,11 @@ def _adapter(model: nn.Module, images: Tensor) -> nn.Module:
     BatchNorms in training mode."""
     if images.dim() != 4:
         raise ValueError(f"images must be (N, 3, H, W), got shape {tuple(images.shape)}")
-    if getattr(model, "multilevel", False):
+    if isinstance(model, MultiLevelCenterNet):
         raise ValueError(
-            "export supports the single-level CenterNet; a multi-level one (TARGET_KIND "
-            "'multilevel') ends in a class-wise NMS of a varying number of boxes, which the "
-            "fixed-size outputs (N, T) of this export do not hold yet"
+            "export supports the single-level CenterNet; MultiLevelCenterNet ends in a "
+            "class-wise NMS of a varying number of boxes, which the fixed-size outputs (N, T) of "
+            "this export do not hold yet"
         )
     inference = partial(exported_outputs, image_size=checked_export_size(model, images))
     return _tracing_adapter_class()(model, images, inference_func=inference).eval()

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
@@ -266,6 +267,34 @@ def boxes_coco_argv(config_file: str, name: str, root: str, json_file: str) -> L
         "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)", "INPUT.CENTERNET.SCALE_RANGE", "(0.9, 1.1)",
         "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64", "SOLVER.WARMUP_ITERS", "20",
     ]  # fmt: skip
+
+
+def run_main(argv: List[str]):
+    """``tools/train_net.py``'s ``main`` on ``argv`` in this process: its results."""
+    train_net = load_tool("train_net")
+    return train_net.main(train_net.argument_parser().parse_args(argv))
+
+
+class TrainedBoxesRun:
+    """A model trained for ``iterations`` on :func:`write_boxes_coco`'s set (registered as
+    ``name``) through ``tools/train_net.py``: ``argv`` (the run's arguments without the
+    iterations and output), ``out`` (its OUTPUT_DIR, with ``model_final.pth``) and ``results``.
+    ``cleanup()`` removes its folder."""
+
+    def __init__(self, config_file, name, extra_argv=(), keypoints=False, iterations=400):
+        self._tmp = tempfile.TemporaryDirectory()
+        json_file = write_boxes_coco(self._tmp.name, keypoints=keypoints)
+        self.argv = boxes_coco_argv(config_file, name, self._tmp.name, json_file) + list(extra_argv)
+        self.out = os.path.join(self._tmp.name, "out")
+        opts = ["SOLVER.MAX_ITER", str(iterations), "SOLVER.IMS_PER_BATCH", "8"]
+        self.results = run_main(self.argv + opts + ["OUTPUT_DIR", self.out])
+
+    @property
+    def weights(self) -> str:
+        return os.path.join(self.out, "model_final.pth")
+
+    def cleanup(self):
+        self._tmp.cleanup()
 
 
 def write_boxes_coco(

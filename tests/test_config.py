@@ -2,13 +2,14 @@
 
 import os
 import re
+import tempfile
 import unittest
 
 import yaml
 from detectron2.config import get_cfg
 
 from centernet_d2.config import IGNORED_TRAINING_KEYS, add_centernet_config, check_training_keys
-from tests.common import CONFIG_DIR, R18_CONFIG, ROOT, model_cfg
+from tests.common import CONFIG_DIR, MULTILEVEL_CONFIG, R18_CONFIG, ROOT, model_cfg
 
 
 def _leaves(node, prefix=""):
@@ -68,6 +69,32 @@ class TestIgnoredTrainingKeys(unittest.TestCase):
                 cfg = model_cfg(R18_CONFIG, key, value)
                 with self.assertRaisesRegex(ValueError, f"{re.escape(key)} is .*INPUT.CENTERNET"):
                     check_training_keys(cfg)
+
+
+class TestRenamedKeys(unittest.TestCase):
+    def test_old_deconv_keys_name_the_new_ones(self):
+        # a config of before the move: the node in a YAML file, a key on the command line
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "old.yaml")
+            with open(path, "w") as f:
+                f.write(
+                    f'_BASE_: "{R18_CONFIG}"\nMODEL:\n  CENTERNET:\n    DECONV:\n      CHANNELS: [64]\n'
+                )
+            # the YAML's error names the file as well
+            with self.assertRaisesRegex(
+                ValueError, "old.yaml: .*DECONV was renamed to MODEL.DECONV"
+            ):
+                model_cfg(path)
+        with self.assertRaisesRegex(
+            ValueError, "command-line override: .* renamed to MODEL.DECONV.NORM"
+        ):
+            model_cfg(R18_CONFIG, "MODEL.CENTERNET.DECONV.NORM", "GN")
+        self.assertEqual(model_cfg(R18_CONFIG, "MODEL.DECONV.NORM", "GN").MODEL.DECONV.NORM, "GN")
+
+    def test_size_ranges_without_upper_bound(self):
+        cfg = model_cfg(MULTILEVEL_CONFIG)
+        self.assertEqual(cfg.MODEL.CENTERNET.SIZE_RANGES[-1], [512, float("inf")])
+        self.assertIn("- .inf", cfg.dump())  # and back in a run's config.yaml
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ class TestParity(unittest.TestCase):
     def test_centernet_multi_pose_dla34(self):
         self.assert_outputs_equal("multi_pose_dla_34")
         model, arrays, _, outputs = self.run_fixture("multi_pose_dla_34")
-        boxes, scores, classes, keypoints = model.decode_with_keypoints(outputs)
+        boxes, scores, classes, keypoints = model.decode(outputs)
         ours = torch.cat(
             [
                 boxes[0] / STRIDE,

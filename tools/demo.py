@@ -23,9 +23,8 @@ from detectron2.utils.logger import setup_logger
 
 from centernet_d2.data.image_io import read_image
 from centernet_d2.engine.defaults import setup_cfg
-from centernet_d2.engine.predictor import CenterNetPredictor
+from centernet_d2.engine.predictor import CenterNetPredictor, CenterTrackPredictor
 from centernet_d2.engine.trainer import is_tracking_config
-from centernet_d2.tracking import CenterTrackPredictor
 from centernet_d2.utils.cli import config_tool_parser, run_tool
 from centernet_d2.utils.visualize import (
     draw_predictions,

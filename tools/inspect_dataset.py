@@ -41,6 +41,7 @@ from centernet_d2.data import (
 from centernet_d2.data.flags import add_dataset_flags, dataset_hints, register_dataset_flags
 from centernet_d2.engine.checkpoint import SafeCheckpointer
 from centernet_d2.engine.defaults import output_stride, setup_cfg
+from centernet_d2.modeling.level_targets import LevelTargets
 from centernet_d2.utils.cli import config_tool_parser, run_tool
 from centernet_d2.utils.visualize import draw_training_sample, image_grid, plot_box_sizes
 
@@ -79,7 +80,11 @@ def draw_samples(cfg, dicts, class_names, num, seed):
         boxes = instances.gt_boxes.tensor.cpu().numpy()
         labels = [class_names[c] for c in instances.gt_classes.tolist()]
         # the multi-level targets: the finest level, of stride model.stride
-        heatmap = targets.level("heatmap", 0)[0] if model.multilevel else targets.heatmap[0]
+        heatmap = (
+            targets.level("heatmap", 0)[0]
+            if isinstance(targets, LevelTargets)
+            else targets.heatmap[0]
+        )
         pictures.append(
             draw_training_sample(np.ascontiguousarray(rgb), boxes, labels, heatmap, model.stride)
         )

@@ -7,8 +7,8 @@ Run through ``tools/setup_env.sh``, which picks the Python. Steps, each skipped 
 2. Detectron2, when ``import detectron2`` fails. An importable Detectron2 (your own build) is used
    as is and never touched. Otherwise the Detectron2 v0.6 sources published on the package index as
    ``pb1-detectron2==0.6`` are downloaded once, checked against a pinned SHA-256, made importable
-   without their C++ extension (see ``detectron2_pure/_C.py``; COCO evaluation's fast path runs
-   on faster-coco-eval, see ``detectron2_pure/fast_eval_api.py``), built into a ``detectron2``
+   without their C++ extension (see ``packaging/detectron2_wheel/_C.py``; COCO evaluation's fast
+   path runs on faster-coco-eval, see ``packaging/detectron2_wheel/fast_eval_api.py``), built into a ``detectron2``
    wheel, cached in ``$CENTERNET_D2_CACHE`` (default ``~/.cache/centernet_d2``) and installed from
    there.
 3. This package in editable mode, with its test extra; then ``setuptools<81``, which Detectron2's
@@ -33,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 ROOT = HERE.parent.parent
-PURE_DIR = HERE.parent / "detectron2_pure"
+PURE_DIR = ROOT / "packaging" / "detectron2_wheel"
 SDIST_NAME = "pb1-detectron2-0.6.tar.gz"
 SDIST_SHA256 = "5d2e9e51e523ec72f6a31cca04b0a515492e9514b773a3d134cedc0677170b29"
 WHEEL_NAME = "detectron2-0.6-py3-none-any.whl"

@@ -133,7 +133,7 @@ def disturb_prev_boxes(
 
 def link_prev_boxes(instances: Instances, prev_instances: Instances) -> Boxes:
     """Per object of ``instances``, its box in ``prev_instances`` (same ``gt_track_ids``), or an
-    all-zero box (no area: not tracked, see :func:`~centernet_d2.modeling.tracking.
+    all-zero box (no area: not tracked, see :func:`~centernet_d2.modeling.centertrack.
     displacement_targets`) when it is not there.
 
     Returns:

@@ -185,29 +185,47 @@ def write_json_atomically(data: Any, json_file: str) -> None:
         raise
 
 
+@contextlib.contextmanager
+def folder_written_atomically(folder: str, prefix: str):
+    """A new temporary folder next to ``folder`` to write into: when the block ends without an
+    error it replaces ``folder`` (by a rename), else it is removed and ``folder`` is untouched."""
+    tmp_dir = tempfile.mkdtemp(prefix=f".{prefix}.tmp-", dir=os.path.dirname(folder) or ".")
+    os.chmod(tmp_dir, 0o755)  # mkdtemp makes it private
+    try:
+        yield tmp_dir
+        if os.path.exists(folder):
+            shutil.rmtree(folder)
+        os.rename(tmp_dir, folder)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+
+
+def write_image(path: str, image, image_format: str) -> None:
+    """Encode ``image`` (H, W, 3) BGR uint8 as ``image_format`` ("jpg" at :data:`JPEG_QUALITY`
+    or "png") into ``path``."""
+    args = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if image_format == "jpg" else []
+    ok, buf = cv2.imencode(f".{image_format}", image, args)
+    assert ok, path
+    with open(path, "wb") as f:
+        f.write(buf.tobytes())
+
+
 def _write_split(
     json_file: str, image_root: str, split: str, spec: ShapesSpec, record: Dict[str, Any]
 ) -> None:
     logger.info(f"Generating shapes split {split!r} ({spec.num_images} images) ...")
-    root = os.path.dirname(image_root) or "."
     # The json marks completion: remove a stale one before touching the images.
     if os.path.exists(json_file):
         os.remove(json_file)
     h, w = spec.image_size
-    ext = spec.image_format
-    encode_args = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext == "jpg" else []
     images, annotations = [], []
-    tmp_dir = tempfile.mkdtemp(prefix=f".{split}.tmp-", dir=root)
-    os.chmod(tmp_dir, 0o755)  # mkdtemp makes it private
     progress = tqdm(range(spec.num_images), desc=f"shapes {split}", unit="img", leave=False)
-    try:
+    with folder_written_atomically(image_root, split) as tmp_dir:
         for i in progress:
             img, objects = render_shapes(spec, i)
-            file_name = f"{i + 1:06d}.{ext}"
-            ok, buf = cv2.imencode(f".{ext}", img, encode_args)
-            assert ok, file_name
-            with open(os.path.join(tmp_dir, file_name), "wb") as f:
-                f.write(buf.tobytes())
+            file_name = f"{i + 1:06d}.{spec.image_format}"
+            write_image(os.path.join(tmp_dir, file_name), img, spec.image_format)
             images.append({"id": i + 1, "file_name": file_name, "height": h, "width": w})
             for obj in objects:
                 annotations.append(
@@ -222,12 +240,6 @@ def _write_split(
                         "num_keypoints": sum(v > 0 for v in obj["keypoints"][2::3]),
                     }
                 )
-        if os.path.exists(image_root):
-            shutil.rmtree(image_root)
-        os.rename(tmp_dir, image_root)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
 
     coco = {
         "info": {"description": "centernet-d2 synthetic shapes", "generator": record},

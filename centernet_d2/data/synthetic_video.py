@@ -33,8 +33,6 @@ import dataclasses
 import logging
 import math
 import os
-import shutil
-import tempfile
 from typing import Any, Dict, List, Tuple, Union
 
 import cv2
@@ -54,10 +52,11 @@ from .shapes_render import (
 )
 from .shapes_spec import IMAGE_FORMATS, normalize_spec_fields
 from .synthetic import (
-    JPEG_QUALITY,
     _file_lock,
     _is_complete,
     shapes_dataset_paths,
+    folder_written_atomically,
+    write_image,
     write_json_atomically,
 )
 
@@ -314,12 +313,9 @@ def _write_split(
         os.remove(json_file)
     h, w = spec.image_size
     ext = spec.image_format
-    encode_args = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext == "jpg" else []
     videos, images, annotations = [], [], []
     num_tracks = 0
-    tmp_dir = tempfile.mkdtemp(prefix=f".{split}.tmp-", dir=os.path.dirname(image_root) or ".")
-    os.chmod(tmp_dir, 0o755)  # mkdtemp makes it private
-    try:
+    with folder_written_atomically(image_root, split) as tmp_dir:
         for v in tqdm(range(spec.num_videos), desc=f"shapes video {split}", leave=False):
             frames, objects = render_shapes_video(spec, v)
             video_dir = f"{v + 1:04d}"
@@ -328,10 +324,7 @@ def _write_split(
             first_image = len(images) + 1
             for t, (img, frame_objects) in enumerate(zip(frames, objects)):
                 file_name = f"{video_dir}/{t + 1:06d}.{ext}"
-                ok, buf = cv2.imencode(f".{ext}", img, encode_args)
-                assert ok, file_name
-                with open(os.path.join(tmp_dir, file_name), "wb") as f:
-                    f.write(buf.tobytes())
+                write_image(os.path.join(tmp_dir, file_name), img, ext)
                 image_id = len(images) + 1
                 images.append(
                     {
@@ -359,12 +352,6 @@ def _write_split(
                         }
                     )
             num_tracks += len({o["object"] for frame_objects in objects for o in frame_objects})
-        if os.path.exists(image_root):
-            shutil.rmtree(image_root)
-        os.rename(tmp_dir, image_root)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     coco = {
         "info": {"description": "centernet-d2 synthetic shapes video", "generator": record},
         "licenses": [],

@@ -1,4 +1,5 @@
-"""``CenterNetPredictor``: Detectron2's ``DefaultPredictor`` that can also return the heatmap."""
+"""``CenterNetPredictor``: Detectron2's ``DefaultPredictor`` that can also return the heatmap;
+``CenterTrackPredictor``: the same for the frames of a video, with track ids."""
 
 import os
 from typing import Dict, Sequence, Tuple, Union
@@ -9,14 +10,16 @@ from detectron2.config import CfgNode
 from detectron2.data import Metadata, MetadataCatalog
 from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
-from detectron2.modeling.postprocessing import detector_postprocess
+from detectron2.structures import Instances
 
 from ..data.augmentation import ResizeShortestEdge
 from ..data.image_io import read_image
+from ..modeling.centertrack import CenterTrack
 from ..modeling.tta import CenterNetWithTTA
+from ..tracking.inference import CenterTrackWithTracker
 from .checkpoint import SafeCheckpointer
 
-__all__ = ["CenterNetPredictor", "class_metadata"]
+__all__ = ["CenterNetPredictor", "CenterTrackPredictor", "class_metadata"]
 
 
 def class_metadata(cfg: CfgNode, class_names: Sequence[str] = ()) -> Metadata:
@@ -81,13 +84,15 @@ class CenterNetPredictor(DefaultPredictor):
     def predict_with_heatmap(
         self, original_image: Union[np.ndarray, str, os.PathLike]
     ) -> Tuple[Dict, torch.Tensor, Tuple[int, int]]:
-        """:meth:`__call__` and the heatmap of the detector's network on the resized image
-        (without test-time augmentation, which runs the network on several views).
+        """:meth:`__call__` and the heatmap its detections were decoded from, from the same run
+        of the network (with test-time augmentation: the flip-merged heatmap of the first scale,
+        cut to the image where a test canvas surrounds it, to the cell).
 
         Returns:
             predictions: ``{"instances": Instances}`` in the image's size.
-            heatmap: (K, h, w) probabilities on the detector's output grid.
-            input_size: (height, width) of the resized image the network saw.
+            heatmap: (K, h, w) probabilities on the detector's output grid, its top-left cell at
+                the image's top-left corner.
+            input_size: (height, width) of the image in the network's input.
         """
         original_image = self.as_image(original_image)
         image = original_image[:, :, ::-1] if self.input_format == "RGB" else original_image
@@ -95,15 +100,56 @@ class CenterNetPredictor(DefaultPredictor):
         resized = self.aug.get_transform(image).apply_image(image)
         tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
         with torch.no_grad():
-            images = self.detector.preprocess_image([{"image": tensor}])
-            predictions = self.detector.run_network(images.tensor)
-            if self.model is self.detector:
-                (instances,) = self.detector.inference(images, predictions)
-                result = {"instances": detector_postprocess(instances, height, width)}
-            else:
-                result = self(original_image)
-        heatmap = predictions["heatmap"]
-        if self.detector.multilevel:  # the finest level, of stride self.detector.stride
-            heatmap = heatmap[0]
-        heatmap = torch.sigmoid(heatmap[0].float())
-        return result, heatmap, tuple(resized.shape[:2])
+            (result,), predictions = self.model.detect(
+                [{"image": tensor, "height": height, "width": width}]
+            )
+        heatmap = torch.sigmoid(self.detector.finest_heatmap(predictions)[0].float())
+        input_size = tuple(resized.shape[:2])
+        if "view_sizes" in predictions:  # the TTA wrapper's first view
+            input_size = tuple(predictions["view_sizes"][0].tolist())
+            x, y = (predictions["view_offsets"][0] // self.detector.stride).tolist()
+            heatmap = heatmap[:, y:, x:]
+        return result, heatmap, input_size
+
+
+class CenterTrackPredictor(CenterNetPredictor):
+    """A :class:`~centernet_d2.engine.predictor.CenterNetPredictor` for a CenterTrack config
+    (weights loaded from ``MODEL.WEIGHTS``, class names from the config or the checkpoint) whose
+    calls are the frames of one video, in order:
+
+    ``predictor(frame)`` takes a BGR frame (as ``cv2.VideoCapture`` reads it) or an image file
+    and returns ``{"instances": tracks, "detections": detections}`` in the frame's size, as
+    :class:`~centernet_d2.tracking.CenterTrackWithTracker` (``TEST.TRACKING``): the tracks have
+    ``pred_track_ids``. :meth:`reset` before the frames of another video.
+    """
+
+    def __init__(self, cfg: CfgNode):
+        super().__init__(cfg)
+        if not isinstance(self.detector, CenterTrack):
+            raise ValueError(
+                "CenterTrackPredictor needs MODEL.META_ARCHITECTURE 'CenterTrack' (a tracking "
+                f"config), got {cfg.MODEL.META_ARCHITECTURE!r}"
+            )
+        self.model = CenterTrackWithTracker(cfg, self.model)  # the detector or its TTA
+        self._frame_id = 0
+
+    def reset(self) -> None:
+        """The next frame starts a new video (track ids from 1 again)."""
+        self.model.reset()
+        self._frame_id = 0
+
+    def __call__(self, frame: Union[np.ndarray, str, os.PathLike]) -> Dict[str, Instances]:
+        frame = self.as_image(frame)
+        image = frame[:, :, ::-1] if self.input_format == "RGB" else frame
+        height, width = image.shape[:2]
+        resized = self.aug.get_transform(image).apply_image(image)
+        self._frame_id += 1
+        inputs = {
+            "image": torch.as_tensor(resized.astype("float32").transpose(2, 0, 1)),
+            "height": height,
+            "width": width,
+            "video_id": 0,
+            "frame_id": self._frame_id,
+        }
+        with torch.no_grad():
+            return self.model([inputs])[0]

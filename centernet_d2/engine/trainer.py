@@ -35,7 +35,8 @@ from ..evaluation import (
     build_coco_evaluator,
 )
 from ..layers import ModulatedDeformConv2d
-from ..modeling.tracking import CenterTrack, StemFusion
+from ..modeling.centertrack import CenterTrack
+from ..modeling.fusion import StemFusion
 from ..modeling.tta import CenterNetWithTTA
 from ..tracking.inference import CenterTrackWithTracker
 from .checkpoint import SafeCheckpointer
@@ -246,7 +247,7 @@ class Trainer(DefaultTrainer):
         kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "coco")
         if kind == "coco":
             # the fast path: Detectron2's compiled COCOeval, or faster-coco-eval's in the
-            # pure-Python install (tools/detectron2_pure/fast_eval_api.py); same AP; keypoint
+            # pure-Python install (packaging/detectron2_wheel/fast_eval_api.py); same AP; keypoint
             # AP too with MODEL.KEYPOINT_ON
             return build_coco_evaluator(
                 dataset_name,
@@ -303,7 +304,7 @@ def scale_lr_of_fusion_gains(
     param_groups: List[Dict], model: torch.nn.Module, factor: float
 ) -> List[Dict]:
     """:func:`scale_lr` of the zero-initialised gains of CenterTrack's stem fusion
-    (:class:`~centernet_d2.modeling.tracking.StemFusion` ``.gains``)."""
+    (:class:`~centernet_d2.modeling.fusion.StemFusion` ``.gains``)."""
     gains = [m.gains for m in model.modules() if isinstance(m, StemFusion) and m.gains is not None]
     return scale_lr(param_groups, gains, factor)
 

@@ -1,11 +1,19 @@
-"""CenterNet's model: importing this registers the meta-architectures (CenterNet, CenterTrack) and
-the backbones."""
+"""CenterNet's model: importing this registers the meta-architectures (CenterNet,
+MultiLevelCenterNet, CenterTrack) and the backbones."""
 
 from . import backbone  # noqa: F401  (registers the backbones)
-from .decode import decode_boxes, decode_ltrb_boxes, decode_predictions, to_instances, topk_peaks
+from .decode import (
+    InferenceSettings,
+    decode_boxes,
+    decode_ltrb_boxes,
+    decode_predictions,
+    to_instances,
+    topk_peaks,
+)
 from .head import BOX_HEADS, CenterNetHead
 from .losses import LossSettings, heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
 from .meta_arch import CenterNet
+from .multilevel import MultiLevelCenterNet
 from .targets import (
     CenterNetTargets,
     TargetSettings,
@@ -16,16 +24,18 @@ from .targets import (
     ltrb_targets,
     ttf_radii,
 )
-from .tracking import CenterTrack
+from .centertrack import CenterTrack
 from .tta import CenterNetWithTTA
 
 __all__ = [
     "BOX_HEADS",
     "CenterNet",
+    "MultiLevelCenterNet",
     "CenterTrack",
     "CenterNetWithTTA",
     "CenterNetHead",
     "TargetSettings",
+    "InferenceSettings",
     "LossSettings",
     "CenterNetTargets",
     "build_targets",

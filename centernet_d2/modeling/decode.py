@@ -4,6 +4,7 @@ Shape shorthand:
     N: images, K: classes, H/W: output grid, T: detections kept per image (top-K).
 """
 
+import dataclasses
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 MIN_LEVEL_BOX_SIDE = 0.01
 
 __all__ = [
+    "InferenceSettings",
     "topk_peaks",
     "decode_boxes",
     "decode_ltrb_boxes",
@@ -26,6 +28,24 @@ __all__ = [
     "values_at",
     "to_instances",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceSettings:
+    """What a model keeps at inference.
+
+    Attributes:
+        score_thresh: detections below this score are dropped (``MODEL.CENTERNET.SCORE_THRESH_TEST``).
+        topk: detections kept per image (``TEST.DETECTIONS_PER_IMAGE``): the top-K peaks
+            before the score threshold; after the NMS for the multi-level CenterNet.
+        nms_thresh: IoU of the multi-level CenterNet's class-wise NMS across levels.
+        pre_nms_topk: candidates per level and image before that NMS.
+    """
+
+    score_thresh: float = 0.05
+    topk: int = 100
+    nms_thresh: float = 0.6
+    pre_nms_topk: int = 1000
 
 
 def topk_peaks(heatmap_logits: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:

@@ -84,7 +84,7 @@ class CenterNetHead(nn.Module):
         if not per_level and len(input_shape) != 1:
             raise ValueError(
                 "CenterNetHead takes one feature map (MODEL.CENTERNET.IN_FEATURES of length 1) "
-                f"unless TARGET_KIND is 'multilevel', got {len(input_shape)}"
+                f"unless per_level (MODEL.META_ARCHITECTURE 'MultiLevelCenterNet'), got {len(input_shape)}"
             )
         if len({s.channels for s in input_shape}) != 1:
             raise ValueError(
@@ -180,7 +180,7 @@ class CenterNetHead(nn.Module):
             "prior_prob": c.PRIOR_PROB,
             "box_head": c.BOX_HEAD,
             "ltrb_scale": c.LTRB_SCALE,
-            "per_level": c.TARGET_KIND == "multilevel",
+            "per_level": len(input_shape) > 1,
             "num_keypoints": c.NUM_KEYPOINTS if cfg.MODEL.KEYPOINT_ON else 0,
             "conv_bias": c.HEAD_CONV_BIAS,
             "out_kernel_size": c.HEAD_OUT_KERNEL_SIZE,

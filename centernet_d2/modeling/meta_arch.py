@@ -8,7 +8,7 @@ Shape shorthand:
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -20,7 +20,7 @@ from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 
-from .decode import decode_levels, decode_predictions, to_instances
+from .decode import InferenceSettings, decode_predictions, to_instances
 from .head import CenterNetHead
 from .keypoints import (
     KeypointSettings,
@@ -29,9 +29,9 @@ from .keypoints import (
     keypoint_offset_loss,
     keypoint_targets,
 )
-from .level_targets import LevelTargets, build_level_targets, flatten_levels
 from .losses import LossSettings, heatmap_focal_loss, l1_at_peaks, weighted_giou_loss
-from .targets import CenterNetTargets, TargetSettings, build_targets, check_size_ranges
+from .targets import CenterNetTargets, TargetSettings, build_targets
+from .tta import merge_flipped
 
 __all__ = ["CenterNet"]
 
@@ -48,21 +48,26 @@ class CenterNet(DenseDetector):
     stride-4 map, with their size and sub-cell offset regressed at the peak. No anchors, no NMS.
     With the head's ``box_head="ltrb"`` the boxes are TTFNet's (Liu et al. 2020): distances to the
     four box sides regressed at every cell of an object's gaussian area with a weighted GIoU loss.
-    With ``TargetSettings(kind="multilevel")`` it is CenterNet2's one-stage multi-level CenterNet:
-    a head shared by the levels of a pyramid (P3-P7), objects assigned to levels by size, ltrb
-    GIoU regression near the centre (:mod:`.level_targets`) and decoding across levels with a
-    class-wise NMS. With ``keypoint_settings`` (``MODEL.KEYPOINT_ON``) it is also the paper's
-    multi-pose CenterNet, for any category: each object's keypoints regressed at its centre and
-    snapped to keypoint heatmap peaks (:mod:`.keypoints`), ``pred_keypoints`` in the results and
-    the losses ``loss_keypoints``, ``loss_keypoint_heatmap`` and ``loss_keypoint_offset``.
+    With ``keypoint_settings`` (``MODEL.KEYPOINT_ON``) it is also the paper's multi-pose
+    CenterNet, for any category: each object's keypoints regressed at its centre and snapped to
+    keypoint heatmap peaks (:mod:`.keypoints`), ``pred_keypoints`` in the results and the losses
+    ``loss_keypoints``, ``loss_keypoint_heatmap`` and ``loss_keypoint_offset``. CenterNet2's
+    multi-level CenterNet (:class:`~.multilevel.MultiLevelCenterNet`) and CenterTrack
+    (:class:`~.centertrack.CenterTrack`) are subclasses that replace stages.
 
     Stages (each used by training, inference, export, the benchmark and TTA alike):
-    :meth:`run_network` (memory format, backbone, head), :meth:`build_targets`, :meth:`losses`
-    and :meth:`inference`. Training returns ``{"loss_heatmap", "loss_size", "loss_offset"}``
-    ("size_offset") or ``{"loss_heatmap", "loss_box"}`` ("ltrb"), each already weighted;
-    inference returns ``[{"instances": Instances(pred_boxes, scores, pred_classes)}]`` in the
-    size given by each input's "height"/"width", like Detectron2's detectors.
+    :meth:`network_inputs` and :meth:`run_network` (memory format, backbone, head),
+    :meth:`build_targets`, :meth:`losses`, :meth:`decode` (fixed-size, tensor-only: what export
+    traces), :meth:`inference` (the score threshold) and :meth:`postprocess` (to the output
+    size); for test-time augmentation :meth:`merge_mirrored` and :meth:`map_input`. Training
+    returns ``{"loss_heatmap", "loss_size", "loss_offset"}`` ("size_offset") or
+    ``{"loss_heatmap", "loss_box"}`` ("ltrb"), each already weighted; inference returns
+    ``[{"instances": Instances(pred_boxes, scores, pred_classes)}]`` in the size given by each
+    input's "height"/"width", like Detectron2's detectors.
     """
+
+    # whether the head's outputs are lists over the levels (MultiLevelCenterNet's)
+    per_level = False
 
     @configurable
     def __init__(
@@ -75,10 +80,7 @@ class CenterNet(DenseDetector):
         pixel_std,
         target_settings: TargetSettings = TargetSettings(),
         loss_settings: LossSettings = LossSettings(),
-        test_score_thresh: float = 0.05,
-        test_topk: int = 100,
-        test_nms_thresh: float = 0.6,
-        test_pre_nms_topk: int = 1000,
+        inference_settings: InferenceSettings = InferenceSettings(),
         channels_last: bool = False,
         class_names: Sequence[str] = (),
         keypoint_settings: Optional[KeypointSettings] = None,
@@ -88,15 +90,12 @@ class CenterNet(DenseDetector):
         Args:
             backbone, head, head_in_features, pixel_mean, pixel_std: as in ``DenseDetector``;
                 ``head_in_features`` names the one feature the head runs on (several, finest
-                first, for the "multilevel" target kind); the head's ``box_head``
+                first, for :class:`~.multilevel.MultiLevelCenterNet`); the head's ``box_head``
                 ("size_offset" or "ltrb") decides the box outputs.
             target_settings: how targets are drawn (:class:`~.targets.TargetSettings`).
             loss_settings: loss weights and focal exponents (:class:`~.losses.LossSettings`).
-            test_score_thresh: detections below this score are dropped at inference.
-            test_topk: detections kept per image before the score threshold (0: none); after
-                the NMS for "multilevel".
-            test_nms_thresh: IoU of the class-wise NMS across levels ("multilevel" only).
-            test_pre_nms_topk: candidates per level and image before that NMS ("multilevel").
+            inference_settings: score threshold and detections kept
+                (:class:`~.decode.InferenceSettings`).
             channels_last: keep weights and images in channels-last memory format (faster
                 convolutions with oneDNN on CPU and with tensor cores on GPU).
             class_names: names of the classes 0..K-1, if known; saved in checkpoints and export
@@ -111,41 +110,19 @@ class CenterNet(DenseDetector):
         super().__init__(
             backbone, head, head_in_features, pixel_mean=pixel_mean, pixel_std=pixel_std
         )
-        multilevel = target_settings.kind == "multilevel"
-        if not multilevel and len(head_in_features) != 1:
-            raise ValueError(
-                "MODEL.CENTERNET.IN_FEATURES must name one feature unless TARGET_KIND is "
-                f"'multilevel', got {head_in_features}"
-            )
-        if multilevel and head.box_head != "ltrb":
-            raise ValueError(
-                "TARGET_KIND 'multilevel' regresses ltrb boxes: set MODEL.CENTERNET.BOX_HEAD "
-                f"'ltrb', got {head.box_head!r}"
-            )
-        if multilevel and len(target_settings.size_ranges) != len(head_in_features):
-            raise ValueError(
-                f"MODEL.CENTERNET.SIZE_RANGES has {len(target_settings.size_ranges)} ranges for "
-                f"{len(head_in_features)} levels {head_in_features}: give one per level"
-            )
-        if multilevel:
-            check_size_ranges(target_settings.size_ranges)
-        if keypoint_settings is not None and multilevel:
-            raise ValueError(
-                "keypoints (MODEL.KEYPOINT_ON) need a single-level CenterNet, not TARGET_KIND "
-                "'multilevel'"
-            )
+        self.check_levels(head_in_features, head, target_settings, keypoint_settings)
         if keypoint_settings is not None and "keypoints" not in head.branches:
             raise ValueError("keypoint_settings need a head with keypoint branches")
-        if test_topk < 0:
-            raise ValueError(f"TEST.DETECTIONS_PER_IMAGE must be >= 0, got {test_topk}")
+        if inference_settings.topk < 0:
+            raise ValueError(
+                f"TEST.DETECTIONS_PER_IMAGE must be >= 0, got {inference_settings.topk}"
+            )
         self.strides = [backbone.output_shape()[f].stride for f in head_in_features]
         self.stride = self.strides[0]
         self.target_settings = target_settings
         self.loss_settings = loss_settings
-        self.test_score_thresh = test_score_thresh
-        self.test_topk = test_topk
-        self.test_nms_thresh = test_nms_thresh
-        self.test_pre_nms_topk = test_pre_nms_topk
+        self.test_score_thresh = inference_settings.score_thresh
+        self.test_topk = inference_settings.topk
         self.channels_last = channels_last
         self.class_names = list(class_names)
         self.keypoint_settings = keypoint_settings
@@ -173,6 +150,26 @@ class CenterNet(DenseDetector):
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
+    @staticmethod
+    def check_levels(
+        head_in_features: Sequence[str],
+        head: nn.Module,
+        target_settings: TargetSettings,
+        keypoint_settings: Optional[KeypointSettings],
+    ) -> None:
+        """``ValueError`` unless the levels and targets are this model's: one feature, not the
+        multi-level targets (those are :class:`~.multilevel.MultiLevelCenterNet`'s)."""
+        if target_settings.kind == "multilevel":
+            raise ValueError(
+                "TARGET_KIND 'multilevel' is the multi-level CenterNet's: set "
+                "MODEL.META_ARCHITECTURE 'MultiLevelCenterNet'"
+            )
+        if len(head_in_features) != 1:
+            raise ValueError(
+                "MODEL.CENTERNET.IN_FEATURES must name one feature (several levels are "
+                f"MODEL.META_ARCHITECTURE 'MultiLevelCenterNet'), got {list(head_in_features)}"
+            )
+
     @classmethod
     def from_config(cls, cfg):
         backbone, c = build_backbone(cfg), cfg.MODEL.CENTERNET
@@ -183,18 +180,8 @@ class CenterNet(DenseDetector):
                 f"{cfg.MODEL.BACKBONE.NAME}, which gives {sorted(backbone.output_shape())}"
             )
         shapes = [backbone.output_shape()[f] for f in c.IN_FEATURES]
-        weights = {"loss_heatmap": c.HEATMAP_WEIGHT}
-        if c.BOX_HEAD == "ltrb":
-            weights["loss_box"] = c.BOX_WEIGHT
-        else:
-            weights.update(loss_size=c.SIZE_WEIGHT, loss_offset=c.OFFSET_WEIGHT)
         keypoint_settings = None
         if cfg.MODEL.KEYPOINT_ON:
-            weights.update(
-                loss_keypoints=c.KEYPOINT_WEIGHT,
-                loss_keypoint_heatmap=c.KEYPOINT_HEATMAP_WEIGHT,
-                loss_keypoint_offset=c.KEYPOINT_OFFSET_WEIGHT,
-            )
             keypoint_settings = KeypointSettings(
                 num_keypoints=c.NUM_KEYPOINTS,
                 class_keypoints=tuple(tuple(k) for k in c.CLASS_KEYPOINTS),
@@ -204,7 +191,14 @@ class CenterNet(DenseDetector):
             )
         return {
             "backbone": backbone,
-            "head": CenterNetHead(cfg, shapes),
+            # several features make a per-level head, which check_levels refuses but for the
+            # multi-level CenterNet, with the fix in its message
+            "head": CenterNetHead(
+                cfg,
+                shapes,
+                extra_outputs=cls.extra_head_outputs(cfg),
+                per_level=cls.per_level or len(shapes) > 1,
+            ),
             "head_in_features": c.IN_FEATURES,
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
@@ -217,17 +211,41 @@ class CenterNet(DenseDetector):
                 min_radius=c.MIN_RADIUS,
             ),
             "loss_settings": LossSettings(
-                weights, c.FOCAL_ALPHA, c.FOCAL_BETA, focal_balance=c.FOCAL_BALANCE
+                cls.loss_weights(cfg), c.FOCAL_ALPHA, c.FOCAL_BETA, focal_balance=c.FOCAL_BALANCE
             ),
-            "test_score_thresh": c.SCORE_THRESH_TEST,
-            "test_topk": cfg.TEST.DETECTIONS_PER_IMAGE,
-            "test_nms_thresh": c.NMS_THRESH_TEST,
-            "test_pre_nms_topk": c.PRE_NMS_TOPK_TEST,
+            "inference_settings": InferenceSettings(
+                score_thresh=c.SCORE_THRESH_TEST,
+                topk=cfg.TEST.DETECTIONS_PER_IMAGE,
+                nms_thresh=c.NMS_THRESH_TEST,
+                pre_nms_topk=c.PRE_NMS_TOPK_TEST,
+            ),
             "channels_last": c.CHANNELS_LAST,
             "class_names": c.CLASS_NAMES,
             "keypoint_settings": keypoint_settings,
             "keypoint_flip_indices": tuple(c.KEYPOINT_FLIP_INDICES),
         }
+
+    @classmethod
+    def extra_head_outputs(cls, cfg) -> Dict[str, int]:
+        """Head branches besides CenterNet's (name -> channels) that a subclass adds."""
+        return {}
+
+    @classmethod
+    def loss_weights(cls, cfg) -> Dict[str, float]:
+        """The weight of each loss, by name, from ``cfg``."""
+        c = cfg.MODEL.CENTERNET
+        weights = {"loss_heatmap": c.HEATMAP_WEIGHT}
+        if c.BOX_HEAD == "ltrb":
+            weights["loss_box"] = c.BOX_WEIGHT
+        else:
+            weights.update(loss_size=c.SIZE_WEIGHT, loss_offset=c.OFFSET_WEIGHT)
+        if cfg.MODEL.KEYPOINT_ON:
+            weights.update(
+                loss_keypoints=c.KEYPOINT_WEIGHT,
+                loss_keypoint_heatmap=c.KEYPOINT_HEATMAP_WEIGHT,
+                loss_keypoint_offset=c.KEYPOINT_OFFSET_WEIGHT,
+            )
+        return weights
 
     @property
     def num_classes(self) -> int:
@@ -240,10 +258,10 @@ class CenterNet(DenseDetector):
         return self.head.box_head
 
     @property
-    def multilevel(self) -> bool:
-        """Whether this is the multi-level CenterNet: the head's outputs are lists over the
-        levels ``head_in_features`` (strides ``self.strides``)."""
-        return self.target_settings.kind == "multilevel"
+    def decoded_fields(self) -> Tuple[str, ...]:
+        """The ``Instances`` fields of :meth:`decode`'s outputs after boxes, scores and
+        classes: "pred_keypoints" for a model with keypoints."""
+        return ("pred_keypoints",) if self.keypoint_settings is not None else ()
 
     def run_network(self, images: Tensor) -> Dict[str, Tensor]:
         """The head's outputs on a batch of normalised, padded images (N, 3, H, W) (the
@@ -251,30 +269,24 @@ class CenterNet(DenseDetector):
 
         Returns:
             "heatmap" (N, K, H / stride, W / stride) logits and the box outputs of the head,
-            "size" and "offset" (N, 2, ...) or "box" (N, 4, ...), in cells; for the multi-level
-            CenterNet, "heatmap" and "box" as lists over the levels.
+            "size" and "offset" (N, 2, ...) or "box" (N, 4, ...), in cells.
         """
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         features = self.backbone(images)
         return self.head([features[f] for f in self.head_in_features])
 
+    def finest_heatmap(self, predictions: Dict[str, Tensor]) -> Tensor:
+        """The heatmap logits (N, K, H, W) of :meth:`run_network`'s outputs at ``self.stride``
+        (the finest level), for pictures."""
+        return predictions["heatmap"]
+
     @torch.no_grad()
     def build_targets(
         self, images: ImageList, predictions: Dict[str, Tensor], gt_instances: List[Instances]
-    ) -> Union[CenterNetTargets, LevelTargets]:
+    ) -> CenterNetTargets:
         """The training targets of ``gt_instances`` on the output grid of ``predictions`` (only
         the heatmap's shape is read), with this model's :class:`~.targets.TargetSettings`."""
-        if self.multilevel:
-            heatmaps = predictions["heatmap"]
-            return build_level_targets(
-                gt_instances,
-                images.image_sizes,
-                heatmaps[0].shape[1],
-                [tuple(x.shape[2:]) for x in heatmaps],
-                self.strides,
-                self.target_settings,
-            )
         targets = build_targets(
             gt_instances,
             images.image_sizes,
@@ -296,16 +308,13 @@ class CenterNet(DenseDetector):
         return dataclasses.replace(targets, keypoints=keypoints)
 
     def losses(
-        self, predictions: Dict[str, Tensor], targets: Union[CenterNetTargets, LevelTargets]
+        self, predictions: Dict[str, Tensor], targets: CenterNetTargets
     ) -> Dict[str, Tensor]:
         """The weighted losses: heatmap, size and offset divided by the objects per image batch
         (:meth:`_objects_per_worker`); the ltrb loss divided by the sum of its weights on this
-        worker (TTFNet's normalisation). Multi-level: the heatmap loss divided by the positives
-        per image batch, the GIoU loss by the regressed cells per image batch (CenterNet2)."""
+        worker (TTFNet's normalisation); the keypoint losses by the labelled keypoints."""
         s = self.loss_settings
         normalizer = self._objects_per_worker(targets.num_objects)
-        if self.multilevel:
-            return self._level_losses(predictions, targets, normalizer)
         losses = {
             "loss_heatmap": heatmap_focal_loss(
                 predictions["heatmap"], targets.heatmap, s.focal_alpha, s.focal_beta
@@ -347,26 +356,6 @@ class CenterNet(DenseDetector):
             "loss_keypoint_offset": l1_at_peaks(predictions["keypoint_offset"], k.index, k.subcell),
         }
 
-    def _level_losses(
-        self, predictions: Dict[str, List[Tensor]], targets: LevelTargets, normalizer: float
-    ) -> Dict[str, Tensor]:
-        s = self.loss_settings
-        heatmap = heatmap_focal_loss(
-            flatten_levels(predictions["heatmap"]),
-            targets.heatmap,
-            s.focal_alpha,
-            s.focal_beta,
-            positive=targets.positive,
-            balance=s.focal_balance,
-        )
-        box = flatten_levels(predictions["box"])[:, :, None]  # (N, 4, 1, P)
-        box_loss = weighted_giou_loss(box, targets.box[:, :, None], targets.box_weight[:, None])
-        cells = self._mean_over_workers(float(targets.box_weight.sum()))
-        return {
-            "loss_heatmap": heatmap * (s.weights["loss_heatmap"] / normalizer),
-            "loss_box": box_loss * (s.weights["loss_box"] / max(cells, 1.0)),
-        }
-
     def _objects_per_worker(self, num_objects: int) -> float:
         """Objects per image batch averaged over workers, at least 1: the loss normaliser."""
         get_event_storage().put_scalar("num_objects", num_objects)
@@ -379,42 +368,23 @@ class CenterNet(DenseDetector):
             value = n.item() / comm.get_world_size()
         return value
 
-    def inference(self, images: ImageList, predictions: Dict[str, Tensor]) -> List[Instances]:
-        """Per image, the decoded detections scoring at least ``test_score_thresh``, in the
-        input size of :meth:`preprocess_image` (``images.image_sizes``), boxes clipped to it;
-        multi-level: the candidates of every level (:func:`~.decode.decode_levels`) through a
-        class-wise NMS, the ``test_topk`` best kept."""
-        if self.multilevel:
-            boxes, scores, classes = decode_levels(
-                predictions["heatmap"], predictions["box"], self.strides, self.test_pre_nms_topk
-            )
-            return to_instances(
-                boxes,
-                scores,
-                classes,
-                images.image_sizes,
-                self.test_score_thresh,
-                self.test_nms_thresh,
-                self.test_topk,
-            )
-        if self.keypoint_settings is None:
-            boxes, scores, classes = decode_predictions(
-                predictions, self.stride, self.test_topk, self.box_head
-            )
-            fields = None
-        else:
-            boxes, scores, classes, keypoints = self.decode_with_keypoints(predictions)
-            fields = {"pred_keypoints": keypoints}
-        sizes = images.image_sizes
-        return to_instances(boxes, scores, classes, sizes, self.test_score_thresh, fields=fields)
-
-    def decode_with_keypoints(self, predictions: Dict[str, Tensor]):
-        """The single-level decoding with each detection's keypoints
-        (:func:`~.keypoints.decode_keypoints`): boxes (N, T, 4), scores (N, T), classes (N, T),
-        keypoints (N, T, J, 3) in input pixels; tensor-only (export traces it)."""
-        boxes, scores, classes, positions = decode_predictions(
+    def decode_peaks(self, predictions: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The ``test_topk`` best heatmap peaks (:func:`~.decode.decode_predictions`): boxes
+        (N, T, 4) XYXY input pixels, scores (N, T) descending, classes (N, T) long and positions
+        (N, T) long ``y * W + x``, at which other outputs are read."""
+        return decode_predictions(
             predictions, self.stride, self.test_topk, self.box_head, with_positions=True
         )
+
+    def decode(self, predictions: Dict[str, Tensor]) -> Tuple[Tensor, ...]:
+        """The detections before the score threshold, fixed-size and tensor-only (what export
+        traces): boxes (N, T, 4) XYXY input pixels, not clipped, scores (N, T) descending and
+        classes (N, T) long of :meth:`decode_peaks`; then the outputs named by
+        :attr:`decoded_fields`: with keypoints (:func:`~.keypoints.decode_keypoints`), keypoints
+        (N, T, J, 3) in input pixels."""
+        boxes, scores, classes, positions = self.decode_peaks(predictions)
+        if self.keypoint_settings is None:
+            return boxes, scores, classes
         keypoints = decode_keypoints(
             predictions,
             positions,
@@ -426,6 +396,19 @@ class CenterNet(DenseDetector):
         )
         return boxes, scores, classes, keypoints
 
+    def inference(self, images: ImageList, predictions: Dict[str, Tensor]) -> List[Instances]:
+        """Per image, :meth:`decode`'s detections scoring at least ``test_score_thresh``, in the
+        input size of :meth:`preprocess_image` (``images.image_sizes``), boxes clipped to it."""
+        boxes, scores, classes, *fields = self.decode(predictions)
+        return to_instances(
+            boxes,
+            scores,
+            classes,
+            images.image_sizes,
+            self.test_score_thresh,
+            fields=dict(zip(self.decoded_fields, fields)),
+        )
+
     def network_inputs(
         self, batched_inputs: List[Dict[str, Tensor]], images: ImageList
     ) -> Tuple[Tensor, ...]:
@@ -434,6 +417,22 @@ class CenterNet(DenseDetector):
         inputs per image (CenterTrack's previous frame) adds them, each (N, C, Hi, Wi) like the
         images, so that test-time augmentation can flip them alike."""
         return (images.tensor,)
+
+    def map_input(self, x: Dict, image_fn, boxes_fn) -> Dict[str, Tensor]:
+        """A model input (dict) transformed for test-time augmentation: its "image" by
+        ``image_fn`` (C, h, w) -> (C, h', w'); a model with more per-image inputs (CenterTrack's
+        previous frame and boxes) maps them too, boxes (XYXY pixels) by ``boxes_fn``."""
+        return {"image": image_fn(x["image"])}
+
+    def merge_mirrored(
+        self,
+        predictions: Dict[str, Tensor],
+        mirrored: Dict[str, Tensor],
+        keypoint_flip_indices: Optional[Sequence[int]] = None,
+    ) -> Dict[str, Tensor]:
+        """The flip test: :meth:`run_network`'s outputs on images and on their mirror images
+        merged into one output (:func:`~.tta.merge_flipped`)."""
+        return merge_flipped(predictions, mirrored, self.box_head, keypoint_flip_indices)
 
     def postprocess(
         self,
@@ -446,17 +445,26 @@ class CenterNet(DenseDetector):
         keypoints)."""
         return [detector_postprocess(r, h, w) for r, (h, w) in zip(results, output_sizes)]
 
-    def forward(self, batched_inputs: List[Dict[str, Tensor]]):
-        """Training: the weighted losses of the batch. Inference: ``[{"instances": ...}]`` in
-        each input's "height" x "width" (default: its image's size), as Detectron2's models."""
+    def detect(
+        self, batched_inputs: List[Dict[str, Tensor]]
+    ) -> Tuple[List[Dict[str, Instances]], Dict[str, Tensor]]:
+        """Inference as :meth:`forward` in eval mode, with the head's outputs it decoded (for
+        pictures of the heatmap)."""
         images = self.preprocess_image(batched_inputs)
         predictions = self.run_network(*self.network_inputs(batched_inputs, images))
-        if self.training:
-            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-            return self.losses(predictions, self.build_targets(images, predictions, gt_instances))
         sizes = [
             (x.get("height", size[0]), x.get("width", size[1]))
             for x, size in zip(batched_inputs, images.image_sizes)
         ]
         results = self.postprocess(self.inference(images, predictions), sizes, images.image_sizes)
-        return [{"instances": r} for r in results]
+        return [{"instances": r} for r in results], predictions
+
+    def forward(self, batched_inputs: List[Dict[str, Tensor]]):
+        """Training: the weighted losses of the batch. Inference: ``[{"instances": ...}]`` in
+        each input's "height" x "width" (default: its image's size), as Detectron2's models."""
+        if not self.training:
+            return self.detect(batched_inputs)[0]
+        images = self.preprocess_image(batched_inputs)
+        predictions = self.run_network(*self.network_inputs(batched_inputs, images))
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        return self.losses(predictions, self.build_targets(images, predictions, gt_instances))

@@ -15,6 +15,7 @@ horizontal flip of the padded input, which flip test-time augmentation relies on
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -65,7 +66,7 @@ class TargetSettings:
     min_overlap: float = 0.7
     ttf_alpha: float = 0.54
     ltrb_beta: float = 0.54
-    size_ranges: Tuple[Tuple[float, float], ...] = ((0.0, 1e8),)
+    size_ranges: Tuple[Tuple[float, float], ...] = ((0.0, math.inf),)
     min_radius: float = 4.0
 
     def __post_init__(self):

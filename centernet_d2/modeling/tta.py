@@ -80,10 +80,8 @@ def merge_flipped(
         "keypoints" the mean offset, a mirrored x offset ``dx'`` from a mirrored cell being
         ``1 - dx'`` from the cell (a cell spans [x, x + 1) cells); "keypoint_offset" as
         "offset";
-      * CenterTrack's "displacement" (N, 2, H, W), previous centre minus centre: the mean of
-        the two, the mirror's x negated;
-      * CenterTrack's "amodal_box" (N, 4, H, W), distances from the cell's corner: the mean of
-        the two, the mirror's (l', t', r', b') being (1 - r', t', 1 - l', b') from the cell.
+
+    A model with more outputs merges them in its ``merge_mirrored`` (CenterTrack's).
 
     Args:
         predictions, mirrored: the head's outputs, "heatmap" (N, K, H, W) logits and "size" /
@@ -114,13 +112,6 @@ def merge_flipped(
         )
         merged["keypoints"] = (predictions["keypoints"] + offsets) / 2
         merged["keypoint_offset"] = predictions["keypoint_offset"]
-    if "displacement" in predictions:
-        mirror_x = back["displacement"].new_tensor([-1.0, 1.0]).view(1, 2, 1, 1)
-        merged["displacement"] = (predictions["displacement"] + back["displacement"] * mirror_x) / 2
-    if "amodal_box" in predictions:
-        l, t, r, b = back["amodal_box"].unbind(dim=1)
-        mirror = torch.stack([1 - r, t, 1 - l, b], dim=1)
-        merged["amodal_box"] = (predictions["amodal_box"] + mirror) / 2
     return merged
 
 
@@ -142,19 +133,17 @@ def resize_image(image: Tensor, size: Tuple[int, int]) -> Tensor:
     return F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
 
 
-def resize_input(x: Dict, size: Tuple[int, int], device: torch.device) -> Dict[str, Tensor]:
+def resize_input(
+    model: nn.Module, x: Dict, size: Tuple[int, int], device: torch.device
+) -> Dict[str, Tensor]:
     """A model input (dict) with its "image" resized to ``size`` (height, width) by
-    :func:`resize_image`, and CenterTrack's previous frame alike: "prev_image" resized,
-    "prev_boxes" (XYXY in the image's pixels) scaled."""
-    image = x["image"].to(device)
-    out = {"image": resize_image(image, size)}
-    if "prev_image" in x:
-        out["prev_image"] = resize_image(x["prev_image"].to(device), size)
-    if "prev_boxes" in x:
-        scale = [size[1] / image.shape[-1], size[0] / image.shape[-2]] * 2
-        boxes = torch.as_tensor(x["prev_boxes"], dtype=torch.float32, device=device)
-        out["prev_boxes"] = boxes * boxes.new_tensor(scale)
-    return out
+    :func:`resize_image`, and the model's other per-image inputs alike (``model.map_input``:
+    CenterTrack's "prev_image" resized, "prev_boxes" scaled)."""
+    h, w = x["image"].shape[-2:]
+    scale = torch.tensor([size[1] / w, size[0] / h] * 2, device=device)
+    return model.map_input(
+        x, lambda image: resize_image(image.to(device), size), lambda b: b.to(device) * scale
+    )
 
 
 def canvas_size(height: int, width: int, canvas: str, divisibility: int = 1) -> Tuple[int, int]:
@@ -169,26 +158,27 @@ def canvas_size(height: int, width: int, canvas: str, divisibility: int = 1) -> 
     raise ValueError(f"INPUT.CENTERNET.TEST_CANVAS must be one of {list(CANVASES)}, got {canvas!r}")
 
 
-def place_on_canvas(x: Dict, size: Tuple[int, int], device: torch.device) -> Tuple[Dict, Tensor]:
+def place_on_canvas(
+    model: nn.Module, x: Dict, size: Tuple[int, int], device: torch.device
+) -> Tuple[Dict, Tensor]:
     """A model input (dict) with its "image" (C, h, w) centred on a canvas of ``size`` (height,
-    width) of 0-valued (black) pixels, as CenterNet's test-time affine warp places it;
-    CenterTrack's "prev_image" alike and "prev_boxes" shifted.
+    width) of 0-valued (black) pixels, as CenterNet's test-time affine warp places it, and the
+    model's other per-image inputs alike (``model.map_input``: CenterTrack's "prev_image"
+    placed, "prev_boxes" shifted).
 
     Returns:
         the input and the image's offset on the canvas, (2,) float (x, y) pixels.
     """
-    image = x["image"].to(device)
-    h, w = image.shape[-2:]
+    h, w = x["image"].shape[-2:]
     top, left = (size[0] - h) // 2, (size[1] - w) // 2
     pad = (left, size[1] - w - left, top, size[0] - h - top)
-    out = {"image": F.pad(image.float(), pad)}
-    if "prev_image" in x:
-        out["prev_image"] = F.pad(x["prev_image"].to(device).float(), pad)
     offset = torch.tensor([float(left), float(top)], device=device)
-    if "prev_boxes" in x:
-        boxes = torch.as_tensor(x["prev_boxes"], dtype=torch.float32, device=device)
-        out["prev_boxes"] = boxes + offset.repeat(2)
-    return out, offset
+    placed = model.map_input(
+        x,
+        lambda image: F.pad(image.to(device).float(), pad),
+        lambda boxes: boxes.to(device) + offset.repeat(2),
+    )
+    return placed, offset
 
 
 def _off_canvas(result: Instances, offset: Tensor, size: Tuple[int, int]) -> Instances:
@@ -301,23 +291,12 @@ class CenterNetWithTTA(nn.Module):
             return self.model.run_network(*inputs)
         n = inputs[0].shape[0]
         out = self.model.run_network(*(torch.cat([x, x.flip(-1)]) for x in inputs))
-        if not self.model.multilevel:
-            return merge_flipped(
-                {k: v[:n] for k, v in out.items()},
-                {k: v[n:] for k, v in out.items()},
-                self.model.box_head,
-                self._keypoint_flip_indices() if "keypoints" in out else None,
-            )
-        # the multi-level head's outputs are lists over levels: merge each level alike
-        levels = [
-            merge_flipped(
-                {k: v[i][:n] for k, v in out.items()},
-                {k: v[i][n:] for k, v in out.items()},
-                self.model.box_head,
-            )
-            for i in range(len(out["heatmap"]))
+        halves = [
+            {k: [x[i] for x in v] if isinstance(v, list) else v[i] for k, v in out.items()}
+            for i in (slice(None, n), slice(n, None))
         ]
-        return {k: [level[k] for level in levels] for k in levels[0]}
+        flip_indices = self._keypoint_flip_indices() if "keypoints" in out else None
+        return self.model.merge_mirrored(*halves, flip_indices)
 
     def _keypoint_flip_indices(self) -> List[int]:
         """The keypoint flip map: the config's, else the one saved with the model's weights;
@@ -334,24 +313,36 @@ class CenterNetWithTTA(nn.Module):
         )
 
     def forward(self, batched_inputs: List[Dict[str, Tensor]]) -> List[Dict[str, Instances]]:
+        """The model's inference with test-time augmentation (:meth:`detect`)."""
+        return self.detect(batched_inputs)[0]
+
+    def detect(
+        self, batched_inputs: List[Dict[str, Tensor]]
+    ) -> Tuple[List[Dict[str, Instances]], Dict[str, Tensor]]:
         """For each short side of ``min_sizes`` (or the inputs' own size) the images are resized
         from their "image" tensors to that scale of the original "height"/"width"
         (:func:`scaled_size`; CenterTrack's "prev_image" and "prev_boxes" alike:
         :func:`resize_input`), run (:meth:`predict`), decoded and mapped to the original size;
         with several scales an image's detections are merged by class-wise NMS and the top
-        ``TEST.DETECTIONS_PER_IMAGE`` kept (one scale needs no NMS: CenterNet has none)."""
+        ``TEST.DETECTIONS_PER_IMAGE`` kept (one scale needs no NMS: CenterNet has none).
+
+        Returns:
+            the outputs, as the model's ``detect``, and the (flip-merged) head's outputs of the
+            first scale, with "view_offsets" (N, 2) (x, y) and "view_sizes" (N, 2) (h, w): where
+            each image lies in the network's input of that scale, in its pixels.
+        """
         model = self.model
         sizes = [
             (x.get("height", x["image"].shape[-2]), x.get("width", x["image"].shape[-1]))
             for x in batched_inputs
         ]
-        per_scale = []  # per scale, per image: Instances in the original size
+        per_scale, first = [], None  # per scale, per image: Instances in the original size
         min_sizes: Sequence[Optional[int]] = self.min_sizes or (None,)
         for min_size in min_sizes:
             inputs = batched_inputs
             if min_size is not None:
                 inputs = [
-                    resize_input(x, scaled_size(h, w, min_size, self.max_size), model.device)
+                    resize_input(model, x, scaled_size(h, w, min_size, self.max_size), model.device)
                     for x, (h, w) in zip(batched_inputs, sizes)
                 ]
             with torch.no_grad():
@@ -359,6 +350,14 @@ class CenterNetWithTTA(nn.Module):
                 images = model.preprocess_image(placed)
                 predictions = self.predict(*model.network_inputs(placed, images))
                 results = model.inference(images, predictions)
+            if first is None:
+                first = dict(predictions)
+                first["view_sizes"] = torch.tensor([x["image"].shape[-2:] for x in inputs])
+                first["view_offsets"] = (
+                    torch.stack(offsets).cpu().long()
+                    if offsets is not None
+                    else torch.zeros(len(inputs), 2, dtype=torch.long)
+                )
             image_sizes = images.image_sizes
             if offsets is not None:  # the image's own size within the canvas
                 image_sizes = [tuple(x["image"].shape[-2:]) for x in inputs]
@@ -370,7 +369,7 @@ class CenterNetWithTTA(nn.Module):
             merged = [
                 merge_detections(list(r), self.nms_thresh, model.test_topk) for r in zip(*per_scale)
             ]
-        return [{"instances": r} for r in merged]
+        return [{"instances": r} for r in merged], first
 
     def _on_canvas(self, inputs: List[Dict]) -> Tuple[List[Dict], Optional[List[Tensor]]]:
         """The inputs placed on :attr:`canvas` and their offsets (None without a canvas)."""
@@ -379,7 +378,10 @@ class CenterNetWithTTA(nn.Module):
         divisibility = max(self.model.backbone.size_divisibility, 1)
         placed = [
             place_on_canvas(
-                x, canvas_size(*x["image"].shape[-2:], self.canvas, divisibility), self.model.device
+                self.model,
+                x,
+                canvas_size(*x["image"].shape[-2:], self.canvas, divisibility),
+                self.model.device,
             )
             for x in inputs
         ]

@@ -8,7 +8,7 @@ as :mod:`centernet_d2.export` exports a CenterNet (same files, metadata and pari
   images (0-255, ``INPUT.FORMAT`` order, the export size; normalised inside); for the first
   frame of a video, the frame itself.
 * ``prev_heatmaps``: the previous frame's tracks drawn as the model's input heatmap, values in
-  [0, 1] (:func:`~centernet_d2.modeling.tracking.render_prev_heatmap`: a round gaussian of peak
+  [0, 1] (:func:`~centernet_d2.modeling.centertrack.render_prev_heatmap`: a round gaussian of peak
   1 per track box); zeros for the first frame.
 * ``displacements``: per detection, its centre in the previous frame minus its centre, in the
   pixels of ``images``; linking to tracks is left to the runtime (:class:`.tracker.Tracker`).
@@ -33,7 +33,7 @@ from ..export import (
     save_onnx,
     save_torchscript,
 )
-from ..modeling.tracking import CenterTrack, render_prev_heatmap
+from ..modeling.centertrack import CenterTrack, render_prev_heatmap
 
 __all__ = [
     "TRACKING_INPUT_NAMES",

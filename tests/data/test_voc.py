@@ -16,13 +16,7 @@ from centernet_d2.data import (
     register_voc_dataset,
     voc_class_names,
 )
-from tests.common import CONFIG, TINY, load_tool, run_tool_process, write_helmet_voc
-
-train_net = load_tool("train_net")
-
-
-def run_main(argv):
-    return train_net.main(train_net.argument_parser().parse_args(argv))
+from tests.common import CONFIG, TINY, run_main, run_tool_process, write_helmet_voc
 
 
 class TestVOCFolder(unittest.TestCase):

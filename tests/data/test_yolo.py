@@ -14,7 +14,7 @@ from detectron2.structures import Boxes, BoxMode, Instances
 
 from centernet_d2.data import load_yolo_dataset, register_yolo_dataset, yolo_class_names
 from centernet_d2.evaluation.coco import build_coco_evaluator
-from tests.common import CONFIG, TINY, load_tool, random_boxes, write_yolo_folder
+from tests.common import CONFIG, TINY, random_boxes, run_main, write_yolo_folder
 
 NAMES = ["hat", "person", "vest"]
 
@@ -220,14 +220,13 @@ class TestYOLOEvaluation(unittest.TestCase):
 
 class TestYOLOTraining(unittest.TestCase):
     def test_trains_and_evaluates_with_coco_evaluator(self):
-        train_net = load_tool("train_net")
         with tempfile.TemporaryDirectory() as root:
             write_yolo_folder(os.path.join(root, "set"), "train", _images(num=8), NAMES)
             argv = ["--config-file", CONFIG, "--yolo-dataset", "yolo_tr", f"{root}/set", "train"]
             argv += TINY + ["SOLVER.MAX_ITER", "3", "MODEL.CENTERNET.NUM_CLASSES", "3"]
             argv += ["DATASETS.TRAIN", "('yolo_tr',)", "DATASETS.TEST", "('yolo_tr',)"]
             argv += ["OUTPUT_DIR", f"{root}/out"]
-            results = train_net.main(train_net.argument_parser().parse_args(argv))
+            results = run_main(argv)
             self.assertTrue(os.path.isfile(f"{root}/out/inference/yolo_tr_coco_format.json"))
         self.assertIn("AP", results["bbox"])
         self.assertEqual(MetadataCatalog.get("yolo_tr").thing_classes, NAMES)

@@ -16,7 +16,7 @@ from centernet_d2.engine import Trainer
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.train_loop import CPUAutocastTrainer
 from centernet_d2.layers import ModulatedDeformConv2d
-from centernet_d2.modeling.tracking import StemFusion
+from centernet_d2.modeling.fusion import StemFusion
 from tests.common import CONFIG
 
 

@@ -32,8 +32,8 @@ X50_2X4D = [
     "MODEL.RESNETS.WIDTH_PER_GROUP", 4,
     "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
 ]  # fmt: skip
-SMALL_DECONV = ["MODEL.CENTERNET.DECONV.CHANNELS", [32, 32, 32]]
-DEFORMABLE = ["MODEL.CENTERNET.DECONV.DEFORMABLE", True]
+SMALL_DECONV = ["MODEL.DECONV.CHANNELS", [32, 32, 32]]
+DEFORMABLE = ["MODEL.DECONV.DEFORMABLE", True]
 RESNET_FPN = [
     "MODEL.FPN.IN_FEATURES", ["res2", "res3", "res4", "res5"],
     "MODEL.FPN.OUT_CHANNELS", 64,
@@ -130,13 +130,13 @@ class TestResNetDeconv(BackboneTestCase):
     def test_resnext_shapes_and_kernel_sizes(self):
         for kernel_size in (4, 3, 2):
             with self.subTest(kernel_size=kernel_size):
-                opts = X50_2X4D + SMALL_DECONV + ["MODEL.CENTERNET.DECONV.KERNEL_SIZE", kernel_size]
+                opts = X50_2X4D + SMALL_DECONV + ["MODEL.DECONV.KERNEL_SIZE", kernel_size]
                 backbone = build_backbone(make_cfg("build_resnet_deconv_backbone", opts))
                 self.assertEqual(backbone.bottom_up.res2[0].conv2.groups, 2)
                 self.run_on_odd_sizes(backbone, {"p2": (32, 4)})
 
     def test_two_stages_give_p3(self):
-        opts = R18 + ["MODEL.CENTERNET.DECONV.CHANNELS", [32, 16]]
+        opts = R18 + ["MODEL.DECONV.CHANNELS", [32, 16]]
         backbone = build_backbone(make_cfg("build_resnet_deconv_backbone", opts))
         self.run_on_odd_sizes(backbone, {"p3": (16, 8)})
 
@@ -169,11 +169,11 @@ class TestResNetDeconv(BackboneTestCase):
 
     def test_bad_values_raise_naming_the_key(self):
         bad = [
-            ("MODEL.CENTERNET.DECONV.NORM", "BatchNorm"),
-            ("MODEL.CENTERNET.DECONV.KERNEL_SIZE", 5),
-            ("MODEL.CENTERNET.DECONV.IN_FEATURE", "res6"),
-            ("MODEL.CENTERNET.DECONV.CHANNELS", []),
-            ("MODEL.CENTERNET.DECONV.CHANNELS", [8] * 6),  # stride 32 / 2**6 < 1
+            ("MODEL.DECONV.NORM", "BatchNorm"),
+            ("MODEL.DECONV.KERNEL_SIZE", 5),
+            ("MODEL.DECONV.IN_FEATURE", "res6"),
+            ("MODEL.DECONV.CHANNELS", []),
+            ("MODEL.DECONV.CHANNELS", [8] * 6),  # stride 32 / 2**6 < 1
         ]
         for key, value in bad:
             with self.subTest(key=key, value=value):
@@ -182,9 +182,9 @@ class TestResNetDeconv(BackboneTestCase):
                     build_backbone(cfg)
         cfg = make_cfg(
             "build_resnet_deconv_backbone",
-            R18 + ["MODEL.CENTERNET.DECONV.NORM", "GN", "MODEL.CENTERNET.DECONV.CHANNELS", [48]],
+            R18 + ["MODEL.DECONV.NORM", "GN", "MODEL.DECONV.CHANNELS", [48]],
         )
-        with self.assertRaisesRegex(ValueError, r"MODEL\.CENTERNET\.DECONV\.CHANNELS.*32"):
+        with self.assertRaisesRegex(ValueError, r"MODEL\.DECONV\.CHANNELS.*32"):
             build_backbone(cfg)
         # R18 with get_cfg's RES2_OUT_CHANNELS = 256.
         cfg = make_cfg("build_resnet_deconv_backbone", ["MODEL.RESNETS.DEPTH", 18])

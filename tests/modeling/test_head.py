@@ -57,7 +57,7 @@ class TestLtrbHead(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "equal channels"):
             CenterNetHead(input_shape=[shapes[0], ShapeSpec(channels=4)], num_classes=3,
                           per_level=True)  # fmt: skip
-        with self.assertRaisesRegex(ValueError, "multilevel"):
+        with self.assertRaisesRegex(ValueError, "unless per_level"):
             CenterNetHead(input_shape=shapes, num_classes=3)
 
     def test_bad_values(self):

@@ -13,7 +13,7 @@ from detectron2.utils.events import EventStorage
 
 from centernet_d2 import add_centernet_config
 from centernet_d2.export import export_and_check, exported_outputs
-from centernet_d2.modeling import CenterNet, CenterNetHead, CenterTrack
+from centernet_d2.modeling import CenterNet, CenterNetHead, CenterTrack, MultiLevelCenterNet
 from centernet_d2.modeling.decode import decode_levels, decode_predictions
 from tests.common import (
     CONFIG_DIR,
@@ -100,7 +100,7 @@ class TestEveryConfig(unittest.TestCase):
 
                 model.eval()
                 eval_inputs = [{"image": x["image"], "height": 50, "width": 66} for x in inputs]
-                if model.multilevel:  # decoding across levels: TestMultiLevel
+                if isinstance(model, MultiLevelCenterNet):  # decoding across levels: TestMultiLevel
                     with torch.no_grad():
                         outputs = model(eval_inputs)
                     for out in outputs:
@@ -201,7 +201,7 @@ class TestMultiLevel(unittest.TestCase):
 
     def test_train_step(self):
         model = self._model().train()
-        self.assertTrue(model.multilevel)
+        self.assertIsInstance(model, MultiLevelCenterNet)
         self.assertEqual(model.strides, [8, 16, 32, 64, 128])
         inputs = make_inputs([(96, 128), (80, 100)], [[[4, 6, 40, 40], [30, 20, 90, 76]], []], 5)
         with EventStorage() as storage:
@@ -333,8 +333,15 @@ class TestMultiLevel(unittest.TestCase):
             self._model("MODEL.CENTERNET.BOX_HEAD", "size_offset")
         with self.assertRaisesRegex(ValueError, "SIZE_RANGES has 2 ranges"):
             self._model("MODEL.CENTERNET.SIZE_RANGES", "[[0, 64], [64, 100000]]")
-        with self.assertRaisesRegex(ValueError, "IN_FEATURES.*unless TARGET_KIND is .multilevel."):
+        with self.assertRaisesRegex(ValueError, "TARGET_KIND 'multilevel', got 'ttf'"):
             self._model("MODEL.CENTERNET.TARGET_KIND", "ttf")
+        # a config of before MultiLevelCenterNet (CenterNet with the level targets): the fix named
+        with self.assertRaisesRegex(ValueError, "META_ARCHITECTURE 'MultiLevelCenterNet'"):
+            self._model("MODEL.META_ARCHITECTURE", "CenterNet")
+        with self.assertRaisesRegex(ValueError, "IN_FEATURES must name one feature"):
+            self._model(
+                "MODEL.META_ARCHITECTURE", "CenterNet", "MODEL.CENTERNET.TARGET_KIND", "ttf"
+            )
         model = self._model().eval()
         with self.assertRaisesRegex(ValueError, "single-level"):
             with tempfile.TemporaryDirectory() as out:
@@ -432,7 +439,7 @@ class TestOverfit(unittest.TestCase):
         # GroupNorm: with one fixed batch of two images, BatchNorm's running statistics (what
         # eval mode uses) are a poor stand-in for the batch statistics the model was fit with.
         cfg.MODEL.RESNETS.NORM = "GN"
-        cfg.MODEL.CENTERNET.DECONV.NORM = "GN"
+        cfg.MODEL.DECONV.NORM = "GN"
         model = build_model(cfg)
         optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [200, 260])

@@ -179,7 +179,7 @@ class TestDrawGaussians(unittest.TestCase):
         # CenterTrack's previous-frame heatmap of 240 boxes at 544 x 960 input pixels: drawn on
         # the whole map each gaussian took 2 MiB, 480 MiB in all
         setup = (
-            "from centernet_d2.modeling.tracking import render_prev_heatmap\n"
+            "from centernet_d2.modeling.centertrack import render_prev_heatmap\n"
             "g = torch.Generator().manual_seed(0)\n"
             "xy = torch.rand(240, 2, generator=g) * torch.tensor([900.0, 500.0])\n"
             "boxes = [torch.cat([xy, xy + 8 + torch.rand(240, 2, generator=g) * 90], 1)]\n"

@@ -1,4 +1,4 @@
-"""centernet_d2.modeling.tracking: CenterTrack's displacement targets and loss, the previous-frame
+"""centernet_d2.modeling.centertrack and .fusion: CenterTrack's displacement targets and loss, the previous-frame
 heatmap and fusion, a training step and inference."""
 
 import math
@@ -11,17 +11,13 @@ from detectron2.structures import Boxes, ImageList
 from detectron2.utils.events import EventStorage
 
 from centernet_d2.modeling import CenterTrack
-from centernet_d2.modeling.decode import decode_predictions
-from centernet_d2.modeling.tracking import (
-    PrevFrameFusion,
-    StemFusion,
+from centernet_d2.modeling.centertrack import (
     amodal_box_targets,
     displacement_targets,
-    first_layer,
-    first_layer_shape,
     render_prev_heatmap,
 )
-from centernet_d2.modeling.tta import merge_flipped
+from centernet_d2.modeling.decode import decode_predictions
+from centernet_d2.modeling.fusion import PrevFrameFusion, StemFusion, first_layer, first_layer_shape
 from tests.common import (
     CONFIG,
     MULTILEVEL_CONFIG,
@@ -484,10 +480,10 @@ class TestAmodalBoxes(unittest.TestCase):
         mirror = torch.stack([1 - r, t, 1 - l, b], dim=1).flip(-1)
         heat = torch.randn(1, 2, 3, 5, generator=g)
         common = {"size": torch.ones(1, 2, 3, 5), "offset": torch.zeros(1, 2, 3, 5)}
-        merged = merge_flipped(
-            dict(common, heatmap=heat, amodal_box=ltrb),
-            dict(common, heatmap=heat.flip(-1), amodal_box=mirror),
-            "size_offset",
+        disp = {"displacement": torch.zeros(1, 2, 3, 5)}
+        merged = self.model.merge_mirrored(
+            dict(common, heatmap=heat, amodal_box=ltrb, **disp),
+            dict(common, heatmap=heat.flip(-1), amodal_box=mirror, **disp),
         )
         torch.testing.assert_close(merged["amodal_box"], ltrb)
 

@@ -16,7 +16,7 @@ from detectron2.modeling import build_model
 
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
 from centernet_d2.engine.defaults import setup_cfg
-from centernet_d2.tracking import CenterTrackPredictor
+from centernet_d2.engine.predictor import CenterTrackPredictor
 from centernet_d2.utils.visualize import draw_tracks, update_trails
 from tests.common import TRACK_CONFIG, load_tool, pred_instances, square
 

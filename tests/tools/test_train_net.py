@@ -11,21 +11,7 @@ import xml.etree.ElementTree as ET
 import torch
 
 from centernet_d2.data import generate_shapes_dataset, register_voc_dataset
-from tests.common import (
-    CONFIG,
-    ROOT,
-    TINY,
-    boxes_coco_argv,
-    load_tool,
-    write_boxes_coco,
-    write_voc_annotation,
-)
-
-train_net = load_tool("train_net")
-
-
-def run_main(argv):
-    return train_net.main(train_net.argument_parser().parse_args(argv))
+from tests.common import CONFIG, ROOT, TINY, TrainedBoxesRun, run_main, write_voc_annotation
 
 
 def metrics_iterations(output_dir):
@@ -77,28 +63,22 @@ class TestEvalOnly(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        json_file = write_boxes_coco(cls.tmp.name)
-        cls.argv = boxes_coco_argv(CONFIG, "boxes", cls.tmp.name, json_file)
-        cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "1"]
-        cls.out = os.path.join(cls.tmp.name, "out")
-        opts = ["SOLVER.MAX_ITER", "400", "SOLVER.IMS_PER_BATCH", "8", "OUTPUT_DIR", cls.out]
-        cls.results = run_main(cls.argv + opts)
+        cls.trained = TrainedBoxesRun(CONFIG, "boxes", ["MODEL.CENTERNET.NUM_CLASSES", "1"])
 
     @classmethod
     def tearDownClass(cls):
-        cls.tmp.cleanup()
+        cls.trained.cleanup()
 
     def test_the_set_is_learnt(self):
-        self.assertGreater(self.results["bbox"]["AP"], 20)
+        self.assertGreater(self.trained.results["bbox"]["AP"], 20)
 
     def test_eval_only_gives_the_same_ap(self):
-        weights = os.path.join(self.out, "model_final.pth")
+        run = self.trained
         with tempfile.TemporaryDirectory() as out:
-            argv = ["--eval-only"] + self.argv + ["MODEL.WEIGHTS", weights, "OUTPUT_DIR", out]
+            argv = ["--eval-only"] + run.argv + ["MODEL.WEIGHTS", run.weights, "OUTPUT_DIR", out]
             results = run_main(argv + ["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "()"])
         for key in ("AP", "AP50", "AP75"):
-            self.assertAlmostEqual(results["bbox"][key], self.results["bbox"][key], places=6)
+            self.assertAlmostEqual(results["bbox"][key], run.results["bbox"][key], places=6)
         # and with test-time augmentation (flip), reported next to it
         self.assertGreater(results["bbox_TTA"]["AP"], 20)
 

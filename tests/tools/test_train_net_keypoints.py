@@ -11,17 +11,12 @@ import unittest
 from centernet_d2.data import register_coco_dataset
 from centernet_d2.engine.defaults import fill_keypoint_settings
 from centernet_d2.evaluation import keypoint_oks_sigmas
-from tests.common import boxes_coco_argv, load_tool, model_cfg, write_boxes_coco
+from tests.common import TrainedBoxesRun, model_cfg, run_main, write_boxes_coco
 
-train_net = load_tool("train_net")
 KEYPOINT_CONFIG = os.path.join(
     os.path.dirname(__file__), "..", "..", "configs", "CPU",
     "centernet_keypoints_MobileNetV3_small_FPN_shapes.yaml",
 )  # fmt: skip
-
-
-def run_main(argv):
-    return train_net.main(train_net.argument_parser().parse_args(argv))
 
 
 class TestKeypointTraining(unittest.TestCase):
@@ -30,21 +25,17 @@ class TestKeypointTraining(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        json_file = write_boxes_coco(cls.tmp.name, keypoints=True)
-        cls.argv = boxes_coco_argv(KEYPOINT_CONFIG, "kp_boxes", cls.tmp.name, json_file)
-        cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "2", "MODEL.CENTERNET.NUM_KEYPOINTS", "2"]
-        cls.argv += ["TEST.KEYPOINT_OKS_SIGMAS", "(0.067, 0.067)"]
+        extra = ["MODEL.CENTERNET.NUM_CLASSES", "2", "MODEL.CENTERNET.NUM_KEYPOINTS", "2"]
+        extra += ["TEST.KEYPOINT_OKS_SIGMAS", "(0.067, 0.067)"]
         # the shapes' keypoint sets out: training takes this set's
-        cls.argv += ["MODEL.CENTERNET.CLASS_KEYPOINTS", "[]"]
-        cls.argv += ["MODEL.CENTERNET.KEYPOINT_FLIP_INDICES", "[]"]
-        cls.out = os.path.join(cls.tmp.name, "out")
-        opts = ["SOLVER.MAX_ITER", "400", "SOLVER.IMS_PER_BATCH", "8", "OUTPUT_DIR", cls.out]
-        cls.results = run_main(cls.argv + opts)
+        extra += ["MODEL.CENTERNET.CLASS_KEYPOINTS", "[]"]
+        extra += ["MODEL.CENTERNET.KEYPOINT_FLIP_INDICES", "[]"]
+        cls.trained = TrainedBoxesRun(KEYPOINT_CONFIG, "kp_boxes", extra, keypoints=True)
+        cls.argv, cls.out, cls.results = cls.trained.argv, cls.trained.out, cls.trained.results
 
     @classmethod
     def tearDownClass(cls):
-        cls.tmp.cleanup()
+        cls.trained.cleanup()
 
     def test_keypoint_ap_next_to_box_ap(self):
         self.assertIn("AP", self.results["bbox"])

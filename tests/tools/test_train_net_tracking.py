@@ -11,11 +11,9 @@ from detectron2.data import DatasetCatalog
 from detectron2.data.detection_utils import read_image
 
 from centernet_d2.engine.defaults import setup_cfg
+from centernet_d2.engine.predictor import CenterTrackPredictor
 from centernet_d2.evaluation import MOTEvaluator
-from centernet_d2.tracking import CenterTrackPredictor
-from tests.common import TINY, TRACK_CONFIG, coco_video_json, load_tool, write_coco_video
-
-train_net = load_tool("train_net")
+from tests.common import TINY, TRACK_CONFIG, coco_video_json, run_main, write_coco_video
 
 # the tracker takes every detection above 0.05: a model of a few iterations has tracks
 LOW_THRESHOLDS = [
@@ -24,10 +22,6 @@ LOW_THRESHOLDS = [
     "TEST.TRACKING.NEW_TRACK_SCORE", "0.05",
     "TEST.TRACKING.PREV_HEATMAP_SCORE", "0.05",
 ]  # fmt: skip
-
-
-def run_main(argv):
-    return train_net.main(train_net.argument_parser().parse_args(argv))
 
 
 class TestTrackingTrainNet(unittest.TestCase):

@@ -15,7 +15,7 @@ from detectron2.modeling import build_model
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.export import run_file
-from centernet_d2.modeling.tracking import render_prev_heatmap
+from centernet_d2.modeling.centertrack import render_prev_heatmap
 from centernet_d2.tracking.export import (
     TRACKING_INPUT_NAMES,
     TRACKING_OUTPUT_NAMES,

@@ -1,4 +1,4 @@
-"""centernet_d2.tracking.CenterTrackPredictor and the tracking snippet of the docs, run as
+"""centernet_d2.engine.predictor.CenterTrackPredictor and the tracking snippet of the docs, run as
 written."""
 
 import contextlib
@@ -19,7 +19,7 @@ from detectron2.modeling import build_model
 
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
 from centernet_d2.engine.defaults import setup_cfg
-from centernet_d2.tracking import CenterTrackPredictor
+from centernet_d2.engine.predictor import CenterTrackPredictor
 from tests.common import CONFIG, ROOT, TRACK_CONFIG
 
 SNIPPET = re.compile(r"<!-- tracking-snippet -->\s*```python\n(.*?)```", re.S)

@@ -2,7 +2,7 @@
 
 MODEL.BACKBONE.NAME and outputs:
 
-- ``build_resnet_deconv_backbone``: "p2"; ResNet res5 + transposed convs (MODEL.CENTERNET.DECONV),
+- ``build_resnet_deconv_backbone``: "p2"; ResNet res5 + transposed convs (MODEL.DECONV),
   optionally with deformable convs (DECONV.DEFORMABLE).
 - ``build_dla34_backbone``: "p2"; DLA-34 + DLA-up / IDA-up (MODEL.DLA), optionally bottom-up
   levels "level0".."level5".

@@ -151,27 +151,27 @@ class DeconvUpsampler(Backbone):
 @BACKBONE_REGISTRY.register()
 def build_resnet_deconv_backbone(cfg, input_shape: ShapeSpec) -> Backbone:
     """ResNet / ResNeXt (MODEL.RESNETS.*, depth 18/34/50/101/152) + :class:`DeconvUpsampler`
-    (MODEL.CENTERNET.DECONV.*). MODEL.RESNETS.OUT_FEATURES is ignored.
+    (MODEL.DECONV.*). MODEL.RESNETS.OUT_FEATURES is ignored.
 
     Returns:
         a backbone with the single output ``"p2"`` (stride 4) for the default config.
     """
-    c = cfg.MODEL.CENTERNET.DECONV
-    check_choice("MODEL.CENTERNET.DECONV.IN_FEATURE", c.IN_FEATURE, RESNET_FEATURES)
-    check_choice("MODEL.CENTERNET.DECONV.KERNEL_SIZE", c.KERNEL_SIZE, DECONV_PADDING)
-    check_choice("MODEL.CENTERNET.DECONV.NORM", c.NORM, DECONV_NORMS)
+    c = cfg.MODEL.DECONV
+    check_choice("MODEL.DECONV.IN_FEATURE", c.IN_FEATURE, RESNET_FEATURES)
+    check_choice("MODEL.DECONV.KERNEL_SIZE", c.KERNEL_SIZE, DECONV_PADDING)
+    check_choice("MODEL.DECONV.NORM", c.NORM, DECONV_NORMS)
     channels = list(c.CHANNELS)
     if c.NORM == "GN" and any(ch % GN_GROUPS for ch in channels):
         raise ValueError(
-            f"MODEL.CENTERNET.DECONV.CHANNELS must be multiples of {GN_GROUPS} with "
-            f"MODEL.CENTERNET.DECONV.NORM='GN', got {channels}"
+            f"MODEL.DECONV.CHANNELS must be multiples of {GN_GROUPS} with "
+            f"MODEL.DECONV.NORM='GN', got {channels}"
         )
     bottom_up = build_resnet_bottom_up(cfg, input_shape, [c.IN_FEATURE])
     in_stride = bottom_up.output_shape()[c.IN_FEATURE].stride
     max_stages = int(math.log2(in_stride))
     if not 0 < len(channels) <= max_stages or any(ch <= 0 for ch in channels):
         raise ValueError(
-            f"MODEL.CENTERNET.DECONV.CHANNELS must list 1 to {max_stages} positive channel counts "
+            f"MODEL.DECONV.CHANNELS must list 1 to {max_stages} positive channel counts "
             f"(one per stride-2 stage on {c.IN_FEATURE}, stride {in_stride}), got {channels}"
         )
     return DeconvUpsampler(

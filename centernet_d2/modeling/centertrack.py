@@ -1,24 +1,9 @@
 """The ``CenterTrack`` meta-architecture ("Tracking Objects as Points", Zhou, Koltun and
 Krähenbühl 2020): CenterNet that also sees the previous frame and a heatmap of the previous
-frame's objects, and predicts for each object centre its displacement to the object's centre in
-the previous frame. Everything else (backbones, head towers, targets, losses, decoding) is
+frame's objects (through a fusion of :mod:`.fusion`), and predicts for each object centre its
+displacement to the object's centre in the previous frame; with its targets and input heatmap.
+Everything else (backbones, head towers, targets, losses, decoding) is
 :class:`~.meta_arch.CenterNet`'s.
-
-Where the previous frame enters, two choices (``MODEL.CENTERTRACK.FUSION``), both leaving the
-backbone's parameters as they are, so that a detector's or an ImageNet checkpoint loads into the
-backbone without a missing or reshaped key:
-
-* "stem", CenterTrack's (:class:`StemFusion`): the previous image and heatmap go through layers of
-  their own (conv of the first layer's kernel size, norm, ReLU) whose outputs are added to the
-  output of the backbone's first layer (DLA's ``base_layer``, ResNet's ``stem``, MobileNet's
-  ``features[0]``; :func:`first_layer`), by a forward hook on that layer:
-
-      first_layer(image) + relu(norm(conv(prev_image))) + relu(norm(conv(prev_heatmap)))
-
-* "input": they are fused into the image before the backbone (:class:`PrevFrameFusion`), which
-  any backbone takes, the conv zero-initialised (an untrained fusion passes the image through):
-
-      fused = image + conv3x3(norm([image, prev_image, prev_heatmap]))      (N, 3, H, W)
 
 Shape shorthand:
     N: images, K: classes, M: ground-truth objects of the batch, P: boxes of the previous frames,
@@ -29,22 +14,19 @@ Naming convention:
     "displacement" output and the targets, in input pixels in ``pred_displacements``.
 """
 
-import contextlib
 import dataclasses
-import functools
 import itertools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, get_norm
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 
-from .decode import amodal_boxes_at, decode_predictions, to_instances, values_at
-from .head import CenterNetHead
+from .decode import amodal_boxes_at, values_at
+from .fusion import PrevFrameFusion, StemFusion, first_layer, first_layer_shape
 from .losses import l1_at_peaks
 from .meta_arch import CenterNet
 from .targets import CenterNetTargets, batch_objects, cornernet_paper_radius, draw_gaussians
@@ -52,222 +34,14 @@ from .targets import CenterNetTargets, batch_objects, cornernet_paper_radius, dr
 __all__ = [
     "CenterTrack",
     "CenterTrackTargets",
-    "PrevFrameFusion",
-    "StemFusion",
     "amodal_box_targets",
     "displacement_targets",
-    "first_layer",
     "render_prev_heatmap",
 ]
 
 # The previous-frame heatmap draws a gaussian per box with CornerNet's radius at this IoU
 # (CenterTrack's gaussian_radius default), in input pixels, whatever the model's TARGET_KIND.
 PREV_HEATMAP_MIN_OVERLAP = 0.7
-
-
-class PrevFrameFusion(nn.Module):
-    """Fuses the previous frame and its heatmap into the image:
-    ``image + conv3x3(norm([image, prev_image, prev_heatmap]))``, the norm per channel (so that
-    the sparse [0, 1] heatmap has the scale of the images) and the conv zero-initialised (an
-    untrained fusion returns the image).
-    It works at the input's full resolution on 3 + 3 + 1 channels: cheap next to any backbone.
-    """
-
-    def __init__(self, *, prev_image: bool = True, prev_heatmap: bool = True, norm: str = "BN"):
-        """
-        Args:
-            prev_image, prev_heatmap: which previous-frame inputs are fused (the image always).
-            norm: the per-channel norm of the stacked inputs ("" for none), as Detectron2's
-                ``get_norm`` ("BN", "SyncBN", "FrozenBN"; not "GN", which mixes channels).
-        """
-        super().__init__()
-        self.prev_image = prev_image
-        self.prev_heatmap = prev_heatmap
-        in_channels = 3 + 3 * prev_image + prev_heatmap
-        self.norm = get_norm(norm, in_channels) or nn.Identity()
-        self.conv = Conv2d(in_channels, 3, kernel_size=3, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
-
-    def forward(self, images: Tensor, prev_images: Tensor, prev_heatmaps: Tensor) -> Tensor:
-        """
-        Args:
-            images, prev_images: (N, 3, Hi, Wi) normalised; prev_heatmaps: (N, 1, Hi, Wi).
-        Returns:
-            (N, 3, Hi, Wi), the backbone's input.
-        """
-        x = [images]
-        if self.prev_image:
-            x.append(prev_images)
-        if self.prev_heatmap:
-            x.append(prev_heatmaps.to(images.dtype))
-        return images + self.conv(self.norm(torch.cat(x, dim=1)))
-
-
-def first_layer(backbone: nn.Module) -> Tuple[str, nn.Module]:
-    """The first layer of a backbone, where CenterTrack adds the previous frame's features: DLA's
-    ``base_layer``, Detectron2 ResNet's ``stem`` or a torchvision MobileNet's ``features[0]``,
-    looked for in ``backbone`` and down its chain of ``bottom_up`` backbones (FPN, BiFPN,
-    deconvolutions, DLA-up).
-
-    Returns:
-        the layer's name in ``backbone`` (e.g. "bottom_up.features.0") and the layer.
-    Raises:
-        ValueError: no such layer (use ``MODEL.CENTERTRACK.FUSION: "input"``).
-    """
-    module, prefix = backbone, ""
-    while True:
-        for name in ("base_layer", "stem"):
-            if isinstance(getattr(module, name, None), nn.Module):
-                return prefix + name, getattr(module, name)
-        features = getattr(module, "features", None)
-        if isinstance(features, nn.Sequential) and len(features) > 0:
-            return prefix + "features.0", features[0]
-        bottom_up = getattr(module, "bottom_up", None)
-        if not isinstance(bottom_up, nn.Module):
-            raise ValueError(
-                f"MODEL.CENTERTRACK.FUSION 'stem' needs a backbone with a first layer to add the "
-                f"previous frame to (DLA's base_layer, ResNet's stem, MobileNet's features[0], "
-                f"possibly under bottom_up); {type(backbone).__name__} has none: use FUSION "
-                f"'input'"
-            )
-        module, prefix = bottom_up, prefix + "bottom_up."
-
-
-@torch.no_grad()
-def first_layer_shape(layer: nn.Module, size: int = 64) -> Tuple[int, int, int, int]:
-    """(input channels, output channels, stride, kernel size) of a backbone's first layer: the
-    channels and stride found by running it in eval mode on zeros of ``size`` x ``size`` (its
-    running statistics are left untouched), the kernel size that of its first ``Conv2d``."""
-    conv = next((m for m in layer.modules() if isinstance(m, nn.Conv2d)), None)
-    if conv is None:
-        raise ValueError(f"the backbone's first layer {type(layer).__name__} has no Conv2d")
-    param = next(layer.parameters())
-    training = layer.training
-    try:
-        out = layer.eval()(param.new_zeros(1, conv.in_channels, size, size))
-    finally:
-        layer.train(training)
-    return conv.in_channels, out.shape[1], size // out.shape[-1], conv.kernel_size[0]
-
-
-def _conv_norm_relu(
-    in_channels: int, out_channels: int, kernel_size: int, stride: int, norm: str
-) -> nn.Sequential:
-    """CenterTrack's ``pre_img_layer`` / ``pre_hm_layer``: conv (no bias), norm, ReLU."""
-    conv = Conv2d(
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=stride,
-        padding=kernel_size // 2,
-        bias=not norm,
-    )
-    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-    return nn.Sequential(conv, get_norm(norm, out_channels) or nn.Identity(), nn.ReLU(inplace=True))
-
-
-class StemFusion(nn.Module):
-    """CenterTrack's fusion: ``relu(norm(conv(prev_image))) + relu(norm(conv(prev_heatmap)))``
-    at the resolution, channels and kernel size of the backbone's first layer, added to that
-    layer's output by a forward hook (:meth:`attach`), as CenterTrack's
-    ``base_layer(x) + pre_img_layer(pre_img) + pre_hm_layer(pre_hm)``. The convs are randomly
-    initialised (kaiming, norm weight 1), as CenterTrack's; with ``zero_init`` each layer's output
-    is multiplied by a learnt per-channel gain that starts at 0, so that the tracker starts as
-    the detector it is built from (CenterTrack's random start adds features of unit scale to a
-    trained first layer, which the detector must first learn to live with).
-
-    The backbone's forward is unchanged and its parameters stay its own (a detector's checkpoint
-    loads with ``fusion.*`` as the only new keys); the features are added only inside
-    :meth:`added_to_first_layer`: elsewhere the backbone is the detector's.
-    """
-
-    def __init__(
-        self,
-        *,
-        channels: int,
-        stride: int,
-        kernel_size: int = 7,
-        prev_image: bool = True,
-        prev_heatmap: bool = True,
-        norm: str = "BN",
-        zero_init: bool = False,
-    ):
-        """
-        Args:
-            channels, stride: the output channels and stride of the backbone's first layer.
-            kernel_size: of the convs, odd: CenterTrack's 7 is that of DLA's first layer; the
-                model builds them with its backbone's first layer's.
-            prev_image, prev_heatmap: which previous-frame inputs are added (at least one).
-            norm: the norm after each conv, as Detectron2's ``get_norm`` ("" for none).
-            zero_init: scale each layer's output by a per-channel gain, initially 0.
-        """
-        super().__init__()
-        if not (prev_image or prev_heatmap):
-            raise ValueError(
-                "MODEL.CENTERTRACK.FUSION 'stem' needs PREV_IMAGE or PREV_HEATMAP (or both)"
-            )
-        self.stride = stride
-        layer = functools.partial(
-            _conv_norm_relu,
-            out_channels=channels,
-            kernel_size=kernel_size,
-            stride=stride,
-            norm=norm,
-        )
-        self.prev_image_layer = layer(3) if prev_image else None
-        self.prev_heatmap_layer = layer(1) if prev_heatmap else None
-        self.gains = (
-            nn.Parameter(torch.zeros(prev_image + prev_heatmap, channels, 1, 1))
-            if zero_init
-            else None
-        )  # (prev image and/or prev heatmap, C, 1, 1)
-        self._handle = None
-        self._pending: Optional[Tensor] = None
-
-    def attach(self, layer: nn.Module) -> "StemFusion":
-        """Add the features to ``layer``'s output (the backbone's first layer) from now on."""
-        if self._handle is not None:
-            self._handle.remove()
-        self._handle = layer.register_forward_hook(self._add_to_output)
-        return self
-
-    def _add_to_output(self, module: nn.Module, inputs, output: Tensor) -> Optional[Tensor]:
-        if self._pending is None:
-            return None  # the backbone alone: the detector's
-        if self._pending.shape != output.shape:
-            raise ValueError(
-                f"MODEL.CENTERTRACK.FUSION 'stem': the previous frame's features "
-                f"{tuple(self._pending.shape)} do not match the backbone's first layer's output "
-                f"{tuple(output.shape)}"
-            )
-        return output + self._pending
-
-    def forward(self, prev_images: Tensor, prev_heatmaps: Tensor) -> Tensor:
-        """
-        Args:
-            prev_images: (N, 3, Hi, Wi) normalised; prev_heatmaps: (N, 1, Hi, Wi).
-        Returns:
-            (N, C, Hi / stride, Wi / stride): what is added to the first layer's output.
-        """
-        outputs = []
-        if self.prev_image_layer is not None:
-            outputs.append(self.prev_image_layer(prev_images))
-        if self.prev_heatmap_layer is not None:
-            outputs.append(self.prev_heatmap_layer(prev_heatmaps.to(prev_images.dtype)))
-        if self.gains is not None:
-            outputs = [x * g for x, g in zip(outputs, self.gains)]
-        return outputs[0] if len(outputs) == 1 else outputs[0] + outputs[1]
-
-    @contextlib.contextmanager
-    def added_to_first_layer(self, prev_images: Tensor, prev_heatmaps: Tensor):
-        """Within the block, the backbone's first layer outputs its own output plus
-        ``self(prev_images, prev_heatmaps)``."""
-        self._pending = self(prev_images, prev_heatmaps)
-        try:
-            yield
-        finally:
-            self._pending = None
 
 
 @torch.no_grad()
@@ -441,11 +215,6 @@ class CenterTrack(CenterNet):
                 branch and ``loss_settings.weights`` a "loss_displacement".
         """
         super().__init__(**kwargs)
-        if self.multilevel:
-            raise ValueError(
-                "CenterTrack runs on a single-level CenterNet: TARGET_KIND 'multilevel' is not "
-                "supported"
-            )
         if self.keypoint_settings is not None:
             raise ValueError(
                 "CenterTrack does not track keypoints: set MODEL.KEYPOINT_ON False with "
@@ -470,14 +239,6 @@ class CenterTrack(CenterNet):
     def from_config(cls, cfg):
         ret = super().from_config(cfg)
         t = cfg.MODEL.CENTERTRACK
-        shapes = [ret["backbone"].output_shape()[f] for f in ret["head_in_features"]]
-        extra = {"displacement": 2}
-        weights = dict(ret["loss_settings"].weights, loss_displacement=t.DISPLACEMENT_WEIGHT)
-        if t.AMODAL_BOX:
-            extra["amodal_box"] = 4
-            weights["loss_amodal_box"] = t.AMODAL_BOX_WEIGHT
-        ret["head"] = CenterNetHead(cfg, shapes, extra_outputs=extra)
-        ret["loss_settings"] = dataclasses.replace(ret["loss_settings"], weights=weights)
         if t.FUSION == "stem":
             name, layer = first_layer(ret["backbone"])
             in_channels, channels, stride, kernel_size = first_layer_shape(layer)
@@ -504,6 +265,27 @@ class CenterTrack(CenterNet):
                 f"MODEL.CENTERTRACK.FUSION must be 'stem' or 'input', got {t.FUSION!r}"
             )
         return ret
+
+    @classmethod
+    def extra_head_outputs(cls, cfg) -> Dict[str, int]:
+        """The "displacement" branch (2 channels), and "amodal_box" (4) with
+        ``MODEL.CENTERTRACK.AMODAL_BOX``."""
+        extra = {"displacement": 2}
+        if cfg.MODEL.CENTERTRACK.AMODAL_BOX:
+            extra["amodal_box"] = 4
+        return extra
+
+    @classmethod
+    def loss_weights(cls, cfg) -> Dict[str, float]:
+        t = cfg.MODEL.CENTERTRACK
+        weights = dict(super().loss_weights(cfg), loss_displacement=t.DISPLACEMENT_WEIGHT)
+        if t.AMODAL_BOX:
+            weights["loss_amodal_box"] = t.AMODAL_BOX_WEIGHT
+        return weights
+
+    @property
+    def decoded_fields(self) -> Tuple[str, ...]:
+        return ("pred_displacements",)
 
     def run_network(
         self,
@@ -597,34 +379,44 @@ class CenterTrack(CenterNet):
         return losses
 
     def decode(self, predictions: Dict[str, Tensor]) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The top ``test_topk`` peaks with their boxes (CenterNet's, or the amodal boxes with
-        that head: :func:`~.decode.amodal_boxes_at`) and displacements; fixed-size and
-        tensor-only, what :meth:`inference` thresholds and export traces.
-
-        Returns:
-            boxes (N, T, 4) XYXY input pixels, scores (N, T) descending, classes (N, T) long,
-            displacements (N, T, 2) float32 input pixels.
-        """
-        boxes, scores, classes, positions = decode_predictions(
-            predictions, self.stride, self.test_topk, self.box_head, with_positions=True
-        )
+        """CenterNet's :meth:`decode` (the amodal boxes with that head:
+        :func:`~.decode.amodal_boxes_at`) with each detection's displacement: boxes (N, T, 4)
+        XYXY input pixels, scores (N, T) descending, classes (N, T) long, displacements (N, T, 2)
+        float32 input pixels."""
+        boxes, scores, classes, positions = self.decode_peaks(predictions)
         if self.amodal_box:
             boxes = amodal_boxes_at(positions, predictions["amodal_box"], self.stride)
         displacements = values_at(predictions["displacement"], positions).float() * self.stride
         return boxes, scores, classes, displacements
 
-    def inference(self, images: ImageList, predictions: Dict[str, Tensor]) -> List[Instances]:
-        """:meth:`decode`'s detections scoring at least ``test_score_thresh``, boxes clipped to
-        the input, each with ``pred_displacements`` (D, 2) in input pixels."""
-        boxes, scores, classes, displacements = self.decode(predictions)
-        return to_instances(
-            boxes,
-            scores,
-            classes,
-            images.image_sizes,
-            self.test_score_thresh,
-            fields={"pred_displacements": displacements},
-        )
+    def map_input(self, x: Dict, image_fn, boxes_fn) -> Dict[str, Tensor]:
+        """CenterNet's, with "prev_image" mapped as the image and "prev_boxes" by ``boxes_fn``."""
+        out = super().map_input(x, image_fn, boxes_fn)
+        if "prev_image" in x:
+            out["prev_image"] = image_fn(x["prev_image"])
+        if "prev_boxes" in x:
+            out["prev_boxes"] = boxes_fn(torch.as_tensor(x["prev_boxes"], dtype=torch.float32))
+        return out
+
+    def merge_mirrored(
+        self,
+        predictions: Dict[str, Tensor],
+        mirrored: Dict[str, Tensor],
+        keypoint_flip_indices: Optional[Sequence[int]] = None,
+    ) -> Dict[str, Tensor]:
+        """CenterNet's flip test, and the mirror's outputs flipped back and averaged with the
+        image's: "displacement" (N, 2, H, W), previous centre minus centre, its x negated;
+        "amodal_box" (N, 4, H, W), distances from the cell's corner, the mirror's (l', t', r',
+        b') being (1 - r', t', 1 - l', b') from the cell."""
+        merged = super().merge_mirrored(predictions, mirrored, keypoint_flip_indices)
+        back = mirrored["displacement"].flip(-1)
+        mirror_x = back.new_tensor([-1.0, 1.0]).view(1, 2, 1, 1)
+        merged["displacement"] = (predictions["displacement"] + back * mirror_x) / 2
+        if "amodal_box" in predictions:
+            l, t, r, b = mirrored["amodal_box"].flip(-1).unbind(dim=1)
+            mirror = torch.stack([1 - r, t, 1 - l, b], dim=1)
+            merged["amodal_box"] = (predictions["amodal_box"] + mirror) / 2
+        return merged
 
     def postprocess(
         self,
