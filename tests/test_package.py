@@ -8,6 +8,7 @@ import time
 import unittest
 
 import detectron2
+import pytest
 
 from tests.common import ROOT
 
@@ -45,6 +46,7 @@ def _is_pure_python_detectron2():
 
 
 @unittest.skipUnless(os.path.exists(STAMP), "environment not made by tools/setup_env.sh")
+@pytest.mark.slow
 class TestSetup(unittest.TestCase):
     def test_second_setup_is_quick_and_offline(self):
         env = dict(os.environ, PIP_NO_INDEX="1")  # a download attempt would fail

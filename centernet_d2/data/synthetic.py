@@ -135,19 +135,28 @@ def generate_shapes_split(root: str, split: str, spec: ShapesSpec) -> str:
     Returns:
         The path of the COCO json file.
     """
+    return generate_once(root, split, spec, ShapesSpec, _generator_record, _write_split)
+
+
+def generate_once(
+    root: str, split: str, spec, spec_type: type, generator_record, write_split
+) -> str:
+    """The json of ``split`` under ``root``, made by ``write_split(json_file, image_root, split,
+    spec, record)`` unless a complete one with the same ``record = generator_record(spec)``
+    exists, under a file lock (concurrent calls wait for each other). ``spec`` must be a
+    ``spec_type``."""
     if not split or os.sep in split or split.startswith("."):
         raise ValueError(f"split must be a plain directory name, got {split!r}")
-    if not isinstance(spec, ShapesSpec):
-        raise TypeError(f"spec must be a ShapesSpec, got {type(spec).__name__}")
-    record = _generator_record(spec)
+    if not isinstance(spec, spec_type):
+        raise TypeError(f"spec must be a {spec_type.__name__}, got {type(spec).__name__}")
+    record = generator_record(spec)
     json_file, image_root = shapes_dataset_paths(root, split)
     if _is_complete(json_file, image_root, record):
         return json_file
     os.makedirs(os.path.dirname(json_file), exist_ok=True)
     with _file_lock(os.path.join(root, f".{split}.lock")):
-        if _is_complete(json_file, image_root, record):  # made by another process meanwhile
-            return json_file
-        _write_split(json_file, image_root, split, spec, record)
+        if not _is_complete(json_file, image_root, record):  # or made by another process
+            write_split(json_file, image_root, split, spec, record)
     return json_file
 
 

@@ -52,10 +52,8 @@ from .shapes_render import (
 )
 from .shapes_spec import IMAGE_FORMATS, normalize_spec_fields
 from .synthetic import (
-    _file_lock,
-    _is_complete,
-    shapes_dataset_paths,
     folder_written_atomically,
+    generate_once,
     write_image,
     write_json_atomically,
 )
@@ -290,19 +288,7 @@ def generate_shapes_video_split(root: str, split: str, spec: ShapesVideoSpec) ->
     Returns:
         The path of the COCO-video json.
     """
-    if not split or os.sep in split or split.startswith("."):
-        raise ValueError(f"split must be a plain directory name, got {split!r}")
-    if not isinstance(spec, ShapesVideoSpec):
-        raise TypeError(f"spec must be a ShapesVideoSpec, got {type(spec).__name__}")
-    record = _generator_record(spec)
-    json_file, image_root = shapes_dataset_paths(root, split)
-    if _is_complete(json_file, image_root, record):
-        return json_file
-    os.makedirs(os.path.dirname(json_file), exist_ok=True)
-    with _file_lock(os.path.join(root, f".{split}.lock")):
-        if not _is_complete(json_file, image_root, record):  # or made by another process
-            _write_split(json_file, image_root, split, spec, record)
-    return json_file
+    return generate_once(root, split, spec, ShapesVideoSpec, _generator_record, _write_split)
 
 
 def _write_split(

@@ -16,7 +16,7 @@ Naming convention:
 
 import dataclasses
 import itertools
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -398,12 +398,7 @@ class CenterTrack(CenterNet):
             out["prev_boxes"] = boxes_fn(torch.as_tensor(x["prev_boxes"], dtype=torch.float32))
         return out
 
-    def merge_mirrored(
-        self,
-        predictions: Dict[str, Tensor],
-        mirrored: Dict[str, Tensor],
-        keypoint_flip_indices: Optional[Sequence[int]] = None,
-    ) -> Dict[str, Tensor]:
+    def merge_mirrored(self, predictions, mirrored, keypoint_flip_indices=None):
         """CenterNet's flip test, and the mirror's outputs flipped back and averaged with the
         image's: "displacement" (N, 2, H, W), previous centre minus centre, its x negated;
         "amodal_box" (N, 4, H, W), distances from the cell's corner, the mirror's (l', t', r',
@@ -418,12 +413,7 @@ class CenterTrack(CenterNet):
             merged["amodal_box"] = (predictions["amodal_box"] + mirror) / 2
         return merged
 
-    def postprocess(
-        self,
-        results: List[Instances],
-        output_sizes: Sequence[Tuple[int, int]],
-        image_sizes: Sequence[Tuple[int, int]],
-    ) -> List[Instances]:
+    def postprocess(self, results, output_sizes, image_sizes):
         """CenterNet's rescaling to ``output_sizes``, ``pred_displacements`` scaled alike."""
         for r, (height, width), size in zip(results, output_sizes, image_sizes):
             scale = r.pred_displacements.new_tensor([width / size[1], height / size[0]])

@@ -398,7 +398,9 @@ class CenterNet(DenseDetector):
 
     def inference(self, images: ImageList, predictions: Dict[str, Tensor]) -> List[Instances]:
         """Per image, :meth:`decode`'s detections scoring at least ``test_score_thresh``, in the
-        input size of :meth:`preprocess_image` (``images.image_sizes``), boxes clipped to it."""
+        input size of :meth:`preprocess_image` (``images.image_sizes``), boxes clipped to it;
+        then, for a model with an NMS (:attr:`nms_settings`), the class-wise NMS and the best
+        kept."""
         boxes, scores, classes, *fields = self.decode(predictions)
         return to_instances(
             boxes,
@@ -406,8 +408,15 @@ class CenterNet(DenseDetector):
             classes,
             images.image_sizes,
             self.test_score_thresh,
+            *self.nms_settings,
             fields=dict(zip(self.decoded_fields, fields)),
         )
+
+    @property
+    def nms_settings(self) -> Tuple[Optional[float], Optional[int]]:
+        """(IoU, detections kept) of the NMS after the score threshold: (None, None), CenterNet
+        has none."""
+        return None, None
 
     def network_inputs(
         self, batched_inputs: List[Dict[str, Tensor]], images: ImageList

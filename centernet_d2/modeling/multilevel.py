@@ -7,19 +7,18 @@ Shape shorthand:
     T: candidates of all levels (``pre_nms_topk`` per level).
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import ImageList, Instances
-from torch import Tensor, nn
+from torch import Tensor
 
-from .decode import InferenceSettings, decode_levels, to_instances
-from .keypoints import KeypointSettings
+from .decode import InferenceSettings, decode_levels
 from .level_targets import LevelTargets, build_level_targets, flatten_levels
 from .losses import heatmap_focal_loss, weighted_giou_loss
 from .meta_arch import CenterNet
-from .targets import TargetSettings, check_size_ranges
+from .targets import check_size_ranges
 from .tta import merge_flipped
 
 __all__ = ["MultiLevelCenterNet"]
@@ -35,7 +34,7 @@ class MultiLevelCenterNet(CenterNet):
     The head's outputs are lists over the levels. Stages replaced: :meth:`build_targets`,
     :meth:`losses` (focal loss divided by the positives, GIoU loss by the regressed cells, as
     CenterNet2), :meth:`decode` (each level's ``pre_nms_topk`` best candidates, fixed-size) and
-    :meth:`inference` (the score threshold, then the NMS and the ``topk`` best).
+    :meth:`inference` (the score threshold, then the NMS and the ``topk`` best: :attr:`nms_settings`).
     """
 
     per_level = True
@@ -55,12 +54,7 @@ class MultiLevelCenterNet(CenterNet):
         self.test_pre_nms_topk = inference_settings.pre_nms_topk
 
     @staticmethod
-    def check_levels(
-        head_in_features: Sequence[str],
-        head: nn.Module,
-        target_settings: TargetSettings,
-        keypoint_settings: Optional[KeypointSettings],
-    ) -> None:
+    def check_levels(head_in_features, head, target_settings, keypoint_settings) -> None:
         """``ValueError`` unless the targets are level targets with one size range per level,
         the head regresses ltrb boxes, and there are no keypoints."""
         if target_settings.kind != "multilevel":
@@ -136,27 +130,13 @@ class MultiLevelCenterNet(CenterNet):
             predictions["heatmap"], predictions["box"], self.strides, self.test_pre_nms_topk
         )
 
-    def inference(self, images: ImageList, predictions: Dict[str, List[Tensor]]) -> List[Instances]:
-        """Per image, :meth:`decode`'s candidates scoring at least ``test_score_thresh``, boxes
-        clipped to the input, through a class-wise NMS of IoU ``test_nms_thresh``, the
-        ``test_topk`` best kept."""
-        boxes, scores, classes = self.decode(predictions)
-        return to_instances(
-            boxes,
-            scores,
-            classes,
-            images.image_sizes,
-            self.test_score_thresh,
-            self.test_nms_thresh,
-            self.test_topk,
-        )
+    @property
+    def nms_settings(self) -> Tuple[float, int]:
+        """:meth:`inference` runs a class-wise NMS of IoU ``test_nms_thresh`` on :meth:`decode`'s
+        candidates above the score threshold and keeps the ``test_topk`` best."""
+        return self.test_nms_thresh, self.test_topk
 
-    def merge_mirrored(
-        self,
-        predictions: Dict[str, List[Tensor]],
-        mirrored: Dict[str, List[Tensor]],
-        keypoint_flip_indices: Optional[Sequence[int]] = None,
-    ) -> Dict[str, List[Tensor]]:
+    def merge_mirrored(self, predictions, mirrored, keypoint_flip_indices=None):
         """The flip test level by level (:func:`~.tta.merge_flipped`)."""
         levels = [
             merge_flipped(

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import unittest
 
+import pytest
 import torch
 
 from centernet_d2.engine import Trainer
@@ -71,6 +72,7 @@ def flatten(state, prefix=""):
     return {k: v for key, value in items for k, v in flatten(value, f"{prefix}/{key}").items()}
 
 
+@pytest.mark.slow
 class TestKillAndResume(unittest.TestCase):
     """One training runs to the end; another is killed after iteration 5 (two iterations after the
     checkpoint of iteration 3), resumed, killed after iteration 7 (right after its checkpoint),
@@ -134,6 +136,7 @@ class TestKillAndResume(unittest.TestCase):
         self.assertEqual(self.seen[1], self.seen[0][16:])
 
 
+@pytest.mark.slow
 class TestTwoProcesses(unittest.TestCase):
     def test_ranks_end_with_the_same_parameters(self):
         with tempfile.TemporaryDirectory() as tmp:

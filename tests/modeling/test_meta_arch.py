@@ -5,6 +5,7 @@ import tempfile
 import unittest
 from unittest import mock
 
+import pytest
 import torch
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
@@ -58,6 +59,7 @@ def _expected_boxes(boxes, scores, classes, input_size, output_size, score_thres
     return b[nonempty], s[nonempty], c[nonempty]
 
 
+@pytest.mark.slow
 class TestEveryConfig(unittest.TestCase):
     def test_configs_found(self):
         self.assertGreaterEqual(len(CONFIGS), 8, CONFIGS)
@@ -428,6 +430,7 @@ def make_batch(seed=0):
     return batch
 
 
+@pytest.mark.slow
 class TestOverfit(unittest.TestCase):
     def test_two_images_three_boxes(self):
         torch.manual_seed(0)

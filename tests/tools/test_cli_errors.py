@@ -2,6 +2,7 @@
 the fix, exit status 2, no traceback; ``--debug`` shows the traceback; a normal run prints no
 warning."""
 
+import concurrent.futures
 import contextlib
 import io
 import os
@@ -10,6 +11,7 @@ import unittest
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from centernet_d2.utils.cli import run_tool
@@ -142,20 +144,29 @@ class TestUserMistakes(unittest.TestCase):
             "--dataset names dataset 'nope', which is not registered",
         )
 
+    @pytest.mark.slow
     def test_processes_exit_2_and_debug_shows_the_traceback(self):
-        for tool in ("train_net", "demo", "export_model", "benchmark", "inspect_dataset"):
+        tools = ("train_net", "demo", "export_model", "benchmark", "inspect_dataset")
+        runs = []
+        for tool in tools:
             argv = ["--config-file", "nope.yaml"]
             argv += {"demo": ["--input", "x.jpg", "--output", self.out],
                      "export_model": ["--format", "onnx", "--output", self.out],
                      "inspect_dataset": ["--output", self.out]}.get(tool, [])  # fmt: skip
-            proc = run_tool_process(tool, *argv)
+            runs.append((tool, *argv))
+        runs.append(("convert_torchvision_weights", "/nope.pth", "x.pkl"))
+        runs.append(("train_net", "--config-file", "nope.yaml", "--debug"))
+        # the processes, mostly imports, two at a time
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            procs = list(pool.map(lambda run: run_tool_process(*run), runs))
+        for tool, proc in zip(tools, procs):
             self.assertEqual(proc.returncode, 2, (tool, proc.stderr[-2000:]))
             self.assertEqual(error_lines(proc.stderr), ["error: config file nope.yaml not found"])
             self.assertNotIn("Traceback", proc.stderr)
             self.assertNotIn("Warning", proc.stderr, tool)  # the import is quiet
-        proc = run_tool_process("convert_torchvision_weights", "/nope.pth", "x.pkl")
+        proc = procs[len(tools)]
         self.assertEqual(proc.returncode, 2, proc.stderr[-2000:])
-        proc = run_tool_process("train_net", "--config-file", "nope.yaml", "--debug")
+        proc = procs[-1]
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("Traceback", proc.stderr)
         self.assertIn("FileNotFoundError: config file nope.yaml not found", proc.stderr)

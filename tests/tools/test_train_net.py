@@ -8,6 +8,7 @@ import tempfile
 import unittest
 import xml.etree.ElementTree as ET
 
+import pytest
 import torch
 
 from centernet_d2.data import generate_shapes_dataset, register_voc_dataset
@@ -58,6 +59,7 @@ class TestBuiltinTraining(unittest.TestCase):
             self.assertEqual(ckpt["iteration"], 22)
 
 
+@pytest.mark.slow
 class TestEvalOnly(unittest.TestCase):
     """Train on a set the model learns (AP > 20), then --eval-only with the final weights."""
 
@@ -187,6 +189,7 @@ class TestUserDatasets(unittest.TestCase):
         )
 
 
+@pytest.mark.slow
 class TestTwoProcesses(unittest.TestCase):
     def test_gloo_training(self):
         with tempfile.TemporaryDirectory() as out:

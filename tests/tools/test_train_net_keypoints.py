@@ -8,6 +8,8 @@ import os
 import tempfile
 import unittest
 
+import pytest
+
 from centernet_d2.data import register_coco_dataset
 from centernet_d2.engine.defaults import fill_keypoint_settings
 from centernet_d2.evaluation import keypoint_oks_sigmas
@@ -19,6 +21,7 @@ KEYPOINT_CONFIG = os.path.join(
 )  # fmt: skip
 
 
+@pytest.mark.slow
 class TestKeypointTraining(unittest.TestCase):
     """Train on a set the model learns: squares, one class with two keypoints (a left / right
     pair, swapped by the training's flips), one without."""
