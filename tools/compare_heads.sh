@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7's measurement on the built-in "shapes" data: AP against iteration for
+# The box-head and upsampler comparisons on the built-in "shapes" data: AP against iteration for
 #   1. the classic size + offset head against TTFNet's ltrb head (MobileNetV3-Small + FPN, the main
 #      job's recipe: 1000 iterations, both with TTFNet's elliptical gaussians), and both again on a
 #      third of the budget (333 iterations, the LR schedule scaled), and both fine-tuned for 333

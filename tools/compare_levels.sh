@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's measurement: AP against iteration on the built-in data of
+# The multi-level comparison: AP against iteration on the built-in data of
 #   single-level  the main job's recipe (MobileNetV3-Small + FPN, level p2, TTFNet's gaussians)
 #   BiFPN         the same with a BiFPN (CPU/centernet_MobileNetV3_small_BiFPN_shapes.yaml)
 #   multi-level   CenterNet2's one-stage multi-level CenterNet (FPN P3-P7, shared GN head)
