@@ -2,6 +2,7 @@
 MultiLevelCenterNet, CenterTrack) and the backbones."""
 
 from . import backbone  # noqa: F401  (registers the backbones)
+from .centertrack import CenterTrack
 from .decode import (
     InferenceSettings,
     decode_boxes,
@@ -24,7 +25,6 @@ from .targets import (
     ltrb_targets,
     ttf_radii,
 )
-from .centertrack import CenterTrack
 from .tta import CenterNetWithTTA
 
 __all__ = [
