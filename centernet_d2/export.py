@@ -45,7 +45,6 @@ from .modeling.multilevel import MultiLevelCenterNet
 __all__ = [
     "EXPORT_FORMATS",
     "checked_export_size",
-    "KEYPOINT_OUTPUT_NAMES",
     "ONNX_OPSET",
     "export_and_check",
     "export_metadata",
@@ -72,7 +71,6 @@ EXPORT_FILES = {"torchscript": "model.ts", "onnx": "model.onnx"}
 ONNX_OPSET = 17
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("boxes", "scores", "classes")
-KEYPOINT_OUTPUT_NAMES = OUTPUT_NAMES + ("keypoints",)
 METADATA_KEY = "centernet_d2"  # ONNX metadata key; TorchScript extra file METADATA_KEY + ".json"
 INPUT_FORMATS = ("RGB", "BGR")
 # Largest pixel value of random_image's images, the top of the 0-255 input range.
@@ -81,9 +79,10 @@ Outputs = Tuple[Tensor, ...]
 
 
 def output_names(model: nn.Module) -> Tuple[str, ...]:
-    """The exported outputs of ``model``: :data:`OUTPUT_NAMES`, and "keypoints" for a model
-    with keypoints."""
-    return KEYPOINT_OUTPUT_NAMES if getattr(model, "keypoint_settings", None) else OUTPUT_NAMES
+    """The exported outputs of ``model``, those of its ``decode`` stage: :data:`OUTPUT_NAMES`,
+    then its ``decoded_fields`` without the "pred_" (e.g. "keypoints" for a model with
+    keypoints)."""
+    return OUTPUT_NAMES + tuple(f[len("pred_") :] for f in model.decoded_fields)
 
 
 def export_size(min_size: int, divisibility: int) -> Tuple[int, int]:

@@ -135,6 +135,13 @@ def get_parser():
 
 def main(args):
     if args.command == "save":
+        if args.weights_from and not os.path.isfile(args.weights_from):
+            raise FileNotFoundError(
+                f"--weights-from {args.weights_from} not found: write it with "
+                "`compare_outputs.py save` first"
+            )
+        if not config_files(args.configs):
+            raise ValueError(f"--configs {args.configs!r} matches no config under {CONFIG_DIR}")
         return save(args.output, args.configs, args.seed, args.weights_from)
     for path in (args.a, args.b):
         if not os.path.isfile(path):

@@ -25,6 +25,11 @@ class TestCompareOutputs(unittest.TestCase):
             other = tool.main(parser.parse_args(["compare", a, b]))
             with self.assertRaisesRegex(FileNotFoundError, "nope.pt not found"):
                 tool.main(parser.parse_args(["compare", a, os.path.join(tmp, "nope.pt")]))
+            nope = os.path.join(tmp, "nope.pt")
+            with self.assertRaisesRegex(FileNotFoundError, "--weights-from .*nope.pt not found"):
+                tool.main(parser.parse_args(["save", c, "--weights-from", nope]))
+            with self.assertRaisesRegex(ValueError, "--configs 'CPU/none.yaml' matches no config"):
+                tool.main(parser.parse_args(["save", c, "--configs", "CPU/none.yaml"]))
         self.assertEqual(len(first), 2)
         self.assertEqual({r["type"] for r in first.values()}, {"CenterNet"})
         self.assertEqual(set(same.values()), {0.0})
