@@ -32,7 +32,8 @@ setup(
         "scipy",
     ],
     extras_require={
-        "test": ["pytest>=7", "onnx", "onnxruntime"],
-        "export": ["onnx", "onnxruntime"],  # tools/export_model.py --format onnx
+        "test": ["pytest>=7", "onnx", "onnxruntime", "onnxscript", "openvino"],
+        # tools/export_model.py: ONNX by the torch.export-based exporter, OpenVINO
+        "export": ["onnx", "onnxruntime", "onnxscript", "openvino"],
     },
 )

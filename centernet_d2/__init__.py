@@ -14,15 +14,21 @@ try:
         warnings.filterwarnings("ignore", r"`torch\.jit\.script", FutureWarning)
         import detectron2.modeling  # noqa: F401
 except ImportError as e:
-    raise ImportError(
+    # Without Detectron2 only ``centernet_d2.deploy`` (exported models) is usable.
+    _MISSING = ImportError(
         "centernet_d2 needs Detectron2, which is not importable here "
         f"({e}). Run the set-up from the repository root: `bash tools/setup_env.sh` "
         "(it creates .venv and installs Detectron2 unless you already have it), then use "
-        ".venv/bin/python or activate .venv."
-    ) from e
+        ".venv/bin/python or activate .venv. Exported models run without it: "
+        "centernet_d2.deploy."
+    )
 
-from . import data, modeling  # noqa: F401,E402  (registers models, backbones and datasets)
-from .config import add_centernet_config  # noqa: E402
+    def __getattr__(name):
+        raise _MISSING
+
+else:
+    from . import data, modeling  # noqa: F401  (registers models, backbones and datasets)
+    from .config import add_centernet_config  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,10 @@
 """Default configuration of centernet-d2: :func:`add_centernet_config`."""
 
+import logging
+import os
+import tempfile
+
+import yaml
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
@@ -8,7 +13,16 @@ __all__ = [
     "add_centertrack_config",
     "check_training_keys",
     "IGNORED_TRAINING_KEYS",
+    "merge_config_file",
+    "MOVED_NODES",
 ]
+
+logger = logging.getLogger(__name__)
+
+# Config nodes that moved: (old parent, new parent, node). A config file that still has the old
+# node (e.g. OUTPUT_DIR/config.yaml of a training run of before the move) is read as if it had
+# the new one, with a warning; a command-line override of an old key names the new key.
+MOVED_NODES = (("MODEL.CENTERNET", "MODEL", "DECONV"),)
 
 # Detectron2 keys that CenterNet's training does not read, and the keys that do their job
 IGNORED_TRAINING_KEYS = {
@@ -175,7 +189,7 @@ def add_centernet_config(cfg: CN) -> CN:
     # Each stage's 3x3 conv is a modulated deformable conv (DCNv2, torchvision's deform_conv2d),
     # as in the paper's ResNet variant; False: a plain conv (the parameter names of older models).
     _C.MODEL.DECONV.DEFORMABLE = False
-    # Its keys were MODEL.CENTERNET.DECONV.* before: such a config stops naming the new key.
+    # Its keys were MODEL.CENTERNET.DECONV.* before (MOVED_NODES).
     for key in ("", ".IN_FEATURE", ".CHANNELS", ".KERNEL_SIZE", ".NORM", ".DEFORMABLE"):
         _C.register_renamed_key(
             "MODEL.CENTERNET.DECONV" + key,
@@ -316,3 +330,40 @@ def check_training_keys(cfg: CN) -> None:
                 f"{key} is {value!r}, but CenterNet's training does not use it; set {instead} "
                 f"instead, and leave {key} at its default {default!r}"
             )
+
+
+def _node(tree: dict, key: str) -> dict:
+    for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree if isinstance(tree, dict) else None
+
+
+def merge_config_file(cfg: CN, config_file: str) -> CN:
+    """``cfg.merge_from_file(config_file)`` (its ``_BASE_`` files included), the nodes of
+    :data:`MOVED_NODES` read at their new place with a warning naming the file."""
+    loaded = CN.load_yaml_with_base(config_file, allow_unsafe=True)
+    moved = []
+    for old, new, name in MOVED_NODES:
+        parent = _node(loaded, old)
+        if parent is None or name not in parent:
+            continue
+        target = _node(loaded, new)
+        if target is None:
+            continue
+        target.setdefault(name, {}).update(parent.pop(name))
+        moved.append(f"{old}.{name} -> {new}.{name}")
+    if not moved:
+        cfg.merge_from_file(config_file)
+        return cfg
+    logger.warning(
+        f"{config_file}: read the moved config keys {', '.join(moved)}; write the new keys to "
+        "silence this warning"
+    )
+    # its _BASE_ files are in ``loaded`` already: merged from a file of their own
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(loaded, f)
+    try:
+        cfg.merge_from_file(f.name)
+    finally:
+        os.unlink(f.name)
+    return cfg

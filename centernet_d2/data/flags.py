@@ -16,38 +16,42 @@ from .yolo import register_yolo_dataset
 __all__ = ["add_dataset_flags", "register_dataset_flags", "dataset_hints"]
 
 
+# The repeatable flags that register a dataset: (flag, its three values, help)
+_DATASET_FLAGS = (
+    (
+        "--coco-dataset",
+        ("NAME", "JSON", "IMAGE_ROOT"),
+        "register a COCO-format dataset (repeatable); use NAME in DATASETS.TRAIN / TEST",
+    ),
+    (
+        "--coco-video-dataset",
+        ("NAME", "JSON", "IMAGE_ROOT"),
+        "register a video dataset in CenterTrack's COCO-video json (videos, per image video_id "
+        "and frame_id, per object track_id; tools/convert_mot.py writes one) (repeatable); "
+        "evaluated by tracking metrics",
+    ),
+    (
+        "--voc-dataset",
+        ("NAME", "DIR", "SPLIT"),
+        "register a split of a Pascal-VOC-layout folder (Annotations/, JPEGImages/, "
+        "ImageSets/Main/SPLIT.txt) (repeatable); classes: --voc-classes, else every label of the "
+        "folder's splits, sorted",
+    ),
+    (
+        "--yolo-dataset",
+        ("NAME", "DIR", "SPLIT"),
+        "register a split of a YOLO-format folder (DIR/images/SPLIT + DIR/labels/SPLIT, or "
+        "DIR/SPLIT/images + labels; classes from DIR/data.yaml or DIR/classes.txt) (repeatable)",
+    ),
+)
+
+
 def add_dataset_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``--coco-dataset``, ``--coco-video-dataset``, ``--voc-dataset`` (with ``--voc-classes``,
     ``--voc-ignore-unknown``) and ``--yolo-dataset``, registered by
     :func:`register_dataset_flags`."""
-    parser.add_argument(
-        "--coco-dataset",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("NAME", "JSON", "IMAGE_ROOT"),
-        help="register a COCO-format dataset (repeatable); use NAME in DATASETS.TRAIN / TEST",
-    )
-    parser.add_argument(
-        "--coco-video-dataset",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("NAME", "JSON", "IMAGE_ROOT"),
-        help="register a video dataset in CenterTrack's COCO-video json (videos, per image "
-        "video_id and frame_id, per object track_id; tools/convert_mot.py writes one) "
-        "(repeatable); evaluated by tracking metrics",
-    )
-    parser.add_argument(
-        "--voc-dataset",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("NAME", "DIR", "SPLIT"),
-        help="register a split of a Pascal-VOC-layout folder (Annotations/, JPEGImages/, "
-        "ImageSets/Main/SPLIT.txt) (repeatable); classes: --voc-classes, else every label of the "
-        "folder's splits, sorted",
-    )
+    for flag, metavar, text in _DATASET_FLAGS:
+        parser.add_argument(flag, nargs=3, action="append", default=[], metavar=metavar, help=text)
     parser.add_argument(
         "--voc-classes", default="", help="comma-separated class names of the --voc-dataset sets"
     )
@@ -56,15 +60,6 @@ def add_dataset_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         action="store_true",
         help="drop objects whose label is not in --voc-classes (with a warning listing them) "
         "instead of stopping",
-    )
-    parser.add_argument(
-        "--yolo-dataset",
-        nargs=3,
-        action="append",
-        default=[],
-        metavar=("NAME", "DIR", "SPLIT"),
-        help="register a split of a YOLO-format folder (DIR/images/SPLIT + DIR/labels/SPLIT, or "
-        "DIR/SPLIT/images + labels; classes from DIR/data.yaml or DIR/classes.txt) (repeatable)",
     )
     return parser
 

@@ -16,7 +16,7 @@ from detectron2.data.datasets.builtin_meta import COCO_PERSON_KEYPOINT_NAMES
 from detectron2.data.detection_utils import create_keypoint_hflip_indices
 from detectron2.utils.logger import log_first_n
 
-from ..config import add_centernet_config
+from ..config import add_centernet_config, merge_config_file
 from ..data.builtin import (
     BUILTIN_SHAPES_SPLITS,
     BUILTIN_SHAPES_VIDEO_SPLITS,
@@ -95,7 +95,7 @@ def setup_cfg(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
         raise FileNotFoundError(f"config file {config_file} not found{fix}")
     cfg = add_centernet_config(get_cfg())
     try:
-        cfg.merge_from_file(config_file)
+        merge_config_file(cfg, config_file)
     except FileNotFoundError as e:  # a _BASE_ file
         raise FileNotFoundError(f"{config_file}: file {e.filename or e} not found") from e
     except yaml.YAMLError as e:

@@ -25,7 +25,7 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 from torch import Tensor, nn
 
-from .decode import amodal_boxes_at, values_at
+from .decode import amodal_boxes_at, clip_boxes, values_at
 from .fusion import PrevFrameFusion, StemFusion, first_layer, first_layer_shape
 from .losses import l1_at_peaks
 from .meta_arch import CenterNet
@@ -283,9 +283,33 @@ class CenterTrack(CenterNet):
             weights["loss_amodal_box"] = t.AMODAL_BOX_WEIGHT
         return weights
 
+    export_input_names = ("images", "prev_images", "prev_heatmaps")
+
     @property
     def decoded_fields(self) -> Tuple[str, ...]:
         return ("pred_displacements",)
+
+    def normalize_inputs(
+        self, images: Tensor, prev_images: Tensor, prev_heatmaps: Tensor
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """CenterNet's, the previous frames (N, 3, H, W) normalised alike and the previous
+        frames' heatmaps (N, 1, H, W) in [0, 1] (:func:`render_prev_heatmap`) as they are."""
+        (prev_images,) = super().normalize_inputs(prev_images)
+        return (*super().normalize_inputs(images), prev_images, prev_heatmaps)
+
+    @torch.no_grad()
+    def example_inputs(self, images: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Frames (N, 3, H, W) as a video: each frame's previous frame is the one before it
+        (the first: itself), its heatmap the detections there scoring at least
+        ``test_score_thresh`` (the first: none)."""
+        prev_images = torch.cat([images[:1], images[:-1]])
+        zeros = images.new_zeros(images.shape[0], 1, *images.shape[2:])
+        inputs = self.normalize_inputs(prev_images, prev_images, zeros)
+        boxes, scores = self.decode(self.run_network(*inputs))[:2]
+        boxes = clip_boxes(boxes, *images.shape[2:])
+        kept = [b[s >= self.test_score_thresh] for b, s in zip(boxes, scores)]
+        kept[0] = kept[0][:0]
+        return images, prev_images, render_prev_heatmap(kept, tuple(zeros.shape))
 
     def run_network(
         self,

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from detectron2.layers import batched_nms
 from detectron2.structures import Boxes, Instances
 from torch import Tensor
@@ -25,8 +26,11 @@ __all__ = [
     "decode_levels",
     "decode_predictions",
     "amodal_boxes_at",
+    "cell_xy",
     "values_at",
     "to_instances",
+    "clip_boxes",
+    "fixed_size_nms",
 ]
 
 
@@ -184,13 +188,17 @@ def decode_boxes(
     return _size_offset_boxes_at(pos, size, offset, stride), scores, classes
 
 
+def cell_xy(pos: Tensor, width) -> Tensor:
+    """(..., 2) float32 (x, y) cells of positions (...) ``y * width + x`` (no ``%``: the ONNX
+    exporter cannot take the remainder by a dynamic width)."""
+    y = torch.div(pos, width, rounding_mode="floor")
+    return torch.stack([pos - y * width, y], dim=-1).float()
+
+
 def _size_offset_boxes_at(pos: Tensor, size: Tensor, offset: Tensor, stride: int) -> Tensor:
     """(N, T, 4) XYXY input pixels of the size / offset boxes (N, 2, H, W) at positions (N, T)."""
-    W = size.shape[-1]
     # float32 positions and sums: in bfloat16 (autocast) x + dx rounds to a whole cell at x > 128
-    x = (pos % W).float()
-    y = torch.div(pos, W, rounding_mode="floor").float()
-    xy = torch.stack([x, y], dim=2)  # (N, T, 2)
+    xy = cell_xy(pos, size.shape[-1])  # (N, T, 2)
     gather = pos[:, None, :].expand(-1, 2, -1)  # (N, 2, T)
     wh = size.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 2)
     center = xy + offset.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 2)
@@ -219,11 +227,8 @@ def decode_ltrb_boxes(
 
 def _ltrb_boxes_at(pos: Tensor, ltrb: Tensor, stride: int) -> Tensor:
     """(N, T, 4) XYXY input pixels of the ltrb boxes (N, 4, H, W) at positions (N, T)."""
-    W = ltrb.shape[-1]
     # float32 positions: a low-precision ``ltrb`` (bfloat16 autocast) would round x + 0.5
-    x = (pos % W).float() + 0.5
-    y = torch.div(pos, W, rounding_mode="floor").float() + 0.5
-    xy = torch.stack([x, y], dim=2)  # (N, T, 2) cell centres
+    xy = cell_xy(pos, ltrb.shape[-1]) + 0.5  # (N, T, 2) cell centres
     gather = pos[:, None, :].expand(-1, 4, -1)  # (N, 4, T)
     d = ltrb.flatten(2).gather(2, gather).transpose(1, 2).float()  # (N, T, 4)
     return torch.cat([xy - d[..., :2], xy + d[..., 2:]], dim=2) * stride
@@ -245,8 +250,7 @@ def amodal_boxes_at(pos: Tensor, ltrb: Tensor, stride: int) -> Tensor:
     Returns:
         (N, T, 4) float32 XYXY input pixels.
     """
-    W = ltrb.shape[-1]
-    xy = torch.stack([pos % W, torch.div(pos, W, rounding_mode="floor")], dim=2).float()
+    xy = cell_xy(pos, ltrb.shape[-1])
     return (xy.repeat(1, 1, 2) + values_at(ltrb, pos).float()) * stride
 
 
@@ -340,3 +344,41 @@ def to_instances(
             result = result[kept[:topk]]
         results.append(result)
     return results
+
+
+def clip_boxes(boxes: Tensor, height, width) -> Tensor:
+    """``Boxes.clip`` of (N, T, 4) XYXY boxes to x in [0, ``width``], y in [0, ``height``],
+    tensor-only (the sizes may be a traced or exported input's dynamic shape)."""
+    one = torch.ones_like(boxes[..., :1])  # (N, T, 1)
+    return torch.min(boxes.clamp(min=0), torch.cat([one * width, one * height] * 2, dim=-1))
+
+
+def fixed_size_nms(
+    boxes: Tensor, scores: Tensor, classes: Tensor, iou: float, k: int, *fields: Tensor
+) -> Tuple[Tensor, ...]:
+    """The class-wise NMS of :func:`to_instances` in a graph of fixed-size outputs: of each
+    image's T candidates, those the greedy NMS of IoU ``iou`` keeps among the candidates of
+    their image and class, the ``k`` best in descending score; where fewer are kept, the rest
+    score 0. Candidates below a score threshold suppress only lower ones, so thresholding the
+    outputs gives :func:`to_instances`' detections.
+
+    Args:
+        boxes: (N, T, 4) XYXY, clipped; scores: (N, T) in [0, 1]; classes: (N, T) long.
+        fields: more per-candidate outputs (N, T, ...), gathered alike.
+    Returns:
+        boxes (N, k', 4), scores (N, k'), classes (N, k') and the fields, k' = min(k, T).
+    """
+    N, T = scores.shape
+    group = (
+        torch.arange(N, device=boxes.device)[:, None] * (classes.max() + 1) + classes
+    ).flatten()
+    # torchvision's batched_nms by its coordinate trick: each group's boxes moved apart
+    apart = boxes.flatten(0, 1) + (group.to(boxes.dtype) * (boxes.max() + 1))[:, None]
+    kept = torchvision.ops.nms(apart, scores.flatten(), iou)
+    mask = torch.zeros_like(scores).flatten().index_fill(0, kept, 1.0).view(N, T) > 0
+    top, idx = torch.where(mask, scores, torch.full_like(scores, -1.0)).topk(min(k, T), dim=1)
+    gathered = [
+        x.gather(1, idx.view(N, -1, *[1] * (x.dim() - 2)).expand(-1, -1, *x.shape[2:]))
+        for x in (boxes, classes, *fields)
+    ]
+    return (gathered[0], top.clamp(min=0), gathered[1], *gathered[2:])

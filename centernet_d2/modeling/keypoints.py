@@ -30,7 +30,7 @@ import torch
 from detectron2.structures import Instances
 from torch import Tensor
 
-from .decode import _dense_peaks
+from .decode import _dense_peaks, cell_xy
 from .losses import gather_at_peaks
 from .targets import batch_objects, center_cells, cornernet_paper_radius, draw_gaussians
 
@@ -252,10 +252,10 @@ def decode_keypoints(
     heat = predictions["keypoint_heatmap"]  # (N, J, H, W)
     N, J, H, W = heat.shape
     T = positions.shape[1]
-    xy = torch.stack([positions % W, torch.div(positions, W, rounding_mode="floor")], dim=2)
+    xy = cell_xy(positions, W)  # (N, T, 2)
     gather = positions[:, None, :].expand(-1, 2 * J, -1)  # (N, 2J, T)
     offsets = predictions["keypoints"].flatten(2).gather(2, gather).transpose(1, 2).float()
-    regressed = offsets.reshape(N, T, J, 2) + xy[:, :, None].float()  # (N, T, J, 2) cells
+    regressed = offsets.reshape(N, T, J, 2) + xy[:, :, None]  # (N, T, J, 2) cells
     limit = torch.tensor([W - 1, H - 1], device=heat.device)
     cell = torch.minimum(regressed.floor().long().clamp(min=0), limit)
     flat = (cell[..., 1] * W + cell[..., 0]).permute(0, 2, 1)  # (N, J, T)
@@ -266,16 +266,8 @@ def decode_keypoints(
         top, idx = _dense_peaks(heat).flatten(2).topk(P)  # (N, J, P)
         sub = predictions["keypoint_offset"].flatten(2)  # (N, 2, H * W)
         sub = sub.gather(2, idx.reshape(N, 1, J * P).expand(-1, 2, -1)).float()  # (N, 2, J * P)
-        peaks = (
-            torch.stack(
-                [
-                    idx % W + sub[:, 0].view(N, J, P),
-                    torch.div(idx, W, rounding_mode="floor") + sub[:, 1].view(N, J, P),
-                ],
-                dim=3,
-            )
-            * stride
-        )  # (N, J, P, 2) input pixels
+        sub = sub.view(N, 2, J, P).permute(0, 2, 3, 1)  # (N, J, P, 2)
+        peaks = (cell_xy(idx, W) + sub) * stride  # (N, J, P, 2) input pixels
         peak_score = torch.sigmoid(top.float())  # (N, J, P); -inf logits (no peak): 0
         confident = (peak_score >= settings.snap_thresh)[:, None]  # (N, 1, J, P)
         distance = ((keypoints[:, :, :, None] - peaks[:, None]) ** 2).sum(dim=4)  # (N, T, J, P)

@@ -257,6 +257,9 @@ class CenterNet(DenseDetector):
         """The head's box outputs: "size_offset" or "ltrb"."""
         return self.head.box_head
 
+    # the inputs of the exported function (:meth:`normalize_inputs`)
+    export_input_names: Tuple[str, ...] = ("images",)
+
     @property
     def decoded_fields(self) -> Tuple[str, ...]:
         """The ``Instances`` fields of :meth:`decode`'s outputs after boxes, scores and
@@ -426,6 +429,17 @@ class CenterNet(DenseDetector):
         inputs per image (CenterTrack's previous frame) adds them, each (N, C, Hi, Wi) like the
         images, so that test-time augmentation can flip them alike."""
         return (images.tensor,)
+
+    def normalize_inputs(self, images: Tensor) -> Tuple[Tensor, ...]:
+        """The arguments of :meth:`run_network` for the exported function's inputs
+        (:attr:`export_input_names`): images (N, 3, H, W) 0-255 in the input format, normalised
+        as by :meth:`preprocess_image` (no padding: H, W multiples of the size divisibility)."""
+        return ((images - self.pixel_mean) / self.pixel_std,)
+
+    def example_inputs(self, images: Tensor) -> Tuple[Tensor, ...]:
+        """The exported function's inputs made of ``images`` (N, 3, H, W) alone, to trace and
+        check an export: ``(images,)``; CenterTrack adds previous frames and heatmaps."""
+        return (images,)
 
     def map_input(self, x: Dict, image_fn, boxes_fn) -> Dict[str, Tensor]:
         """A model input (dict) transformed for test-time augmentation: its "image" by

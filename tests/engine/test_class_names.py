@@ -3,7 +3,6 @@ predictors' metadata and the export metadata, without the dataset being register
 
 import contextlib
 import io
-import json
 import os
 import tempfile
 import unittest
@@ -17,6 +16,7 @@ from centernet_d2.data import register_coco_dataset
 from centernet_d2.engine.checkpoint import SafeCheckpointer
 from centernet_d2.engine.defaults import fill_class_names, prepare_datasets, setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor
+from centernet_d2.export import ExportedModel
 from tests.common import CONFIG, load_tool, tiny_cfg
 
 NAMES = ["hat", "person"]
@@ -79,9 +79,8 @@ class TestClassNames(unittest.TestCase):
             argv += ["TEST.DETECTIONS_PER_IMAGE", "5"]
             with contextlib.redirect_stdout(io.StringIO()):
                 path, _ = tool.main(tool.get_parser().parse_args(argv))
-            extra = {"centernet_d2.json": ""}
-            torch.jit.load(path, _extra_files=extra)
-        self.assertEqual(json.loads(extra["centernet_d2.json"])["class_names"], NAMES)
+            metadata = ExportedModel(path).metadata
+        self.assertEqual(metadata["class_names"], NAMES)
 
 
 class TestClassNamesFromDatasets(unittest.TestCase):

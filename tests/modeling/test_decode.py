@@ -19,6 +19,7 @@ from centernet_d2.modeling.decode import (
     decode_levels,
     decode_ltrb_boxes,
     decode_predictions,
+    fixed_size_nms,
     to_instances,
     topk_peaks,
     values_at,
@@ -488,3 +489,45 @@ class TestAmodalBoxes(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestFixedSizeNMS(unittest.TestCase):
+    """The NMS of the exported graph against :func:`to_instances`' (Detectron2's batched_nms)."""
+
+    def _candidates(self, seed, N=3, T=300, K=4, size=100.0):
+        g = torch.Generator().manual_seed(seed)
+        centre = torch.rand(N, T, 2, generator=g) * size
+        half = 4 + torch.rand(N, T, 2, generator=g) * 12  # crowded: many overlaps
+        boxes = torch.cat([centre - half, centre + half], dim=2).clamp(0, size)
+        scores = torch.rand(N, T, generator=g)
+        classes = torch.randint(0, K, (N, T), generator=g)
+        extra = torch.rand(N, T, 5, 3, generator=g)  # e.g. keypoints, gathered alike
+        return boxes, scores, classes, extra
+
+    def test_thresholded_outputs_equal_to_instances(self):
+        for seed, thresh, kept in ((0, 0.3, 20), (1, 0.0, 50), (2, 0.9, 100)):
+            with self.subTest(seed=seed, thresh=thresh, kept=kept):
+                boxes, scores, classes, extra = self._candidates(seed)
+                out = fixed_size_nms(boxes, scores, classes, 0.5, kept, extra)
+                self.assertEqual([tuple(x.shape[:2]) for x in out], [(3, kept)] * 4)
+                expected = to_instances(
+                    boxes, scores, classes, [(100, 100)] * 3, thresh, 0.5, kept,
+                    fields={"pred_extra": extra},
+                )  # fmt: skip
+                for i, r in enumerate(expected):
+                    keep = out[1][i] >= thresh
+                    self.assertEqual(int(keep.sum()), len(r))
+                    self.assertTrue(torch.equal(out[0][i][keep], r.pred_boxes.tensor))
+                    self.assertTrue(torch.equal(out[1][i][keep], r.scores))
+                    self.assertTrue(torch.equal(out[2][i][keep], r.pred_classes))
+                    self.assertTrue(torch.equal(out[3][i][keep], r.pred_extra))
+
+    def test_empty_slots_score_zero(self):
+        # two candidates of one class on one box: one kept, the other slots empty
+        boxes = torch.tensor([[[0.0, 0, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]]])
+        scores = torch.tensor([[0.9, 0.8, 0.7]])
+        classes = torch.tensor([[1, 1, 2]])
+        b, s, c = fixed_size_nms(boxes, scores, classes, 0.5, 3)
+        torch.testing.assert_close(s, torch.tensor([[0.9, 0.7, 0.0]]))
+        self.assertEqual(c[0, :2].tolist(), [1, 2])
+        self.assertTrue(torch.equal(b[0, :2], boxes[0, [0, 2]]))

@@ -13,7 +13,7 @@ from detectron2.structures import Boxes, ImageList, Instances, Keypoints, pairwi
 from detectron2.utils.events import EventStorage
 
 from centernet_d2 import add_centernet_config
-from centernet_d2.export import export_and_check, exported_outputs
+from centernet_d2.export import ExportAdapter, export_and_check
 from centernet_d2.modeling import CenterNet, CenterNetHead, CenterTrack, MultiLevelCenterNet
 from centernet_d2.modeling.decode import decode_levels, decode_predictions
 from tests.common import (
@@ -101,6 +101,7 @@ class TestEveryConfig(unittest.TestCase):
                 self.assertTrue(all(g is not None and torch.isfinite(g).all() for g in grads))
 
                 model.eval()
+                self.check_exported_function(model)
                 eval_inputs = [{"image": x["image"], "height": 50, "width": 66} for x in inputs]
                 if isinstance(model, MultiLevelCenterNet):  # decoding across levels: TestMultiLevel
                     with torch.no_grad():
@@ -131,6 +132,25 @@ class TestEveryConfig(unittest.TestCase):
                     torch.testing.assert_close(inst.pred_boxes.tensor, expected[0])
                     torch.testing.assert_close(inst.scores, expected[1])
                     self.assertTrue(torch.equal(inst.pred_classes, expected[2]))
+
+    def check_exported_function(self, model):
+        """What every export format traces (:class:`ExportAdapter`, the model's stages with the
+        multi-level NMS in its fixed-size form) gives the model's inference once thresholded, on
+        an input the export takes (a multiple of the size divisibility; CenterTrack: the image
+        as its own previous frame, no previous tracks, as its inference without them)."""
+        d = max(model.backbone.size_divisibility, 1)
+        size = (2 * d, 3 * d) if d >= 32 else (64, 96)
+        images = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1)) * 255
+        with torch.no_grad():
+            boxes, scores, classes, *_ = ExportAdapter(model)(*model.example_inputs(images))
+            (result,) = model([{"image": images[0]}])
+        expected = result["instances"]
+        # Detectron2's postprocessing drops empty boxes
+        keep = (scores[0] >= model.test_score_thresh) & (boxes[0, :, 2:] > boxes[0, :, :2]).all(1)
+        self.assertEqual(int(keep.sum()), len(expected))
+        torch.testing.assert_close(boxes[0][keep], expected.pred_boxes.tensor, rtol=0, atol=1e-3)
+        torch.testing.assert_close(scores[0][keep], expected.scores, rtol=0, atol=1e-5)
+        self.assertTrue(torch.equal(classes[0][keep], expected.pred_classes))
 
 
 class TestEmptyBatch(unittest.TestCase):
@@ -344,10 +364,6 @@ class TestMultiLevel(unittest.TestCase):
             self._model(
                 "MODEL.META_ARCHITECTURE", "CenterNet", "MODEL.CENTERNET.TARGET_KIND", "ttf"
             )
-        model = self._model().eval()
-        with self.assertRaisesRegex(ValueError, "single-level"):
-            with tempfile.TemporaryDirectory() as out:
-                export_and_check(model, torch.zeros(1, 3, 128, 128), out, "torchscript")
 
 
 class TestLtrbModel(unittest.TestCase):
@@ -392,14 +408,14 @@ class TestLtrbModel(unittest.TestCase):
         model = build_model(cfg).eval()
         image = self._inputs([[]], size=(64, 64))[0]["image"]
         with torch.no_grad():
-            boxes, scores, classes = exported_outputs(model, image[None], (64, 64))
+            boxes, scores, classes = ExportAdapter(model)(image[None])
             (result,) = model([{"image": image, "height": 64, "width": 64}])
         kept = result["instances"]  # Detectron2 drops empty boxes: compare those kept
         nonempty = ((boxes[0, :, 2:] - boxes[0, :, :2]) > 0).all(dim=1)
         torch.testing.assert_close(boxes[0][nonempty], kept.pred_boxes.tensor, rtol=0, atol=1e-4)
         torch.testing.assert_close(scores[0][nonempty], kept.scores, rtol=0, atol=1e-6)
         with tempfile.TemporaryDirectory() as out:
-            _, diffs = export_and_check(model, image[None], out, "torchscript")
+            _, diffs = export_and_check(model, (image[None],), out, "torchscript")
         self.assertLessEqual(diffs["boxes"], 1e-3)
         self.assertEqual(diffs["classes"], 0)
 

@@ -1,5 +1,5 @@
-"""centernet_d2.tracking.export and tools/export_model.py with a tracking config: the network
-with two images and a heatmap in, detections and displacements out, against PyTorch."""
+"""Export of CenterTrack (centernet_d2.export) and tools/export_model.py with a tracking config:
+two images and a heatmap in, detections and displacements out, against PyTorch."""
 
 import contextlib
 import io
@@ -8,31 +8,29 @@ import tempfile
 import unittest
 
 import cv2
+import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
 from centernet_d2.engine.defaults import setup_cfg
-from centernet_d2.export import run_file
+from centernet_d2.export import ExportAdapter, ExportedModel, export_and_check
 from centernet_d2.modeling.centertrack import render_prev_heatmap
-from centernet_d2.tracking.export import (
-    TRACKING_INPUT_NAMES,
-    TRACKING_OUTPUT_NAMES,
-    export_tracking_and_check,
-    exported_tracking_outputs,
-)
 from tests.common import TRACK_CONFIG, load_tool
 
 try:
     import onnx
     import onnxruntime
+    import onnxscript
 except ImportError:
-    onnx = onnxruntime = None
+    onnx = onnxruntime = onnxscript = None
 
 SIZE = 64
 OPTS = ["INPUT.MIN_SIZE_TEST", str(SIZE), "INPUT.MAX_SIZE_TEST", str(SIZE), "MODEL.DEVICE", "cpu"]
 TOLERANCE = 1e-3
+NAMES_IN = ["images", "prev_images", "prev_heatmaps"]
+NAMES_OUT = ["boxes", "scores", "classes", "displacements"]
 
 
 def tracking_model(fusion="stem"):
@@ -48,51 +46,57 @@ def tracking_model(fusion="stem"):
     return model.eval()
 
 
-@unittest.skipIf(onnxruntime is None, "onnx / onnxruntime not installed")
-class TestTrackingExport(unittest.TestCase):
-    def test_onnx_parity_and_names(self):
-        for fusion in ("stem", "input"):
-            with self.subTest(fusion=fusion):
-                self.check_onnx_parity_and_names(tracking_model(fusion))
+def random_inputs(seed, n=2, size=SIZE):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, size, size, generator=g) * 255
+    prev = torch.rand(n, 3, size, size, generator=g) * 255
+    return images, prev, torch.rand(n, 1, size, size, generator=g)
 
-    def check_onnx_parity_and_names(self, model):
-        g = torch.Generator().manual_seed(1)
-        images = torch.rand(2, 3, SIZE, SIZE, generator=g) * 255
-        prev = torch.rand(2, 3, SIZE, SIZE, generator=g) * 255
-        heatmaps = torch.rand(2, 1, SIZE, SIZE, generator=g)
-        with tempfile.TemporaryDirectory() as out:
-            inputs = (images, prev, heatmaps)
-            path, diffs = export_tracking_and_check(
-                model, tuple(x[:1] for x in inputs), out, "onnx", inputs
-            )
-            proto = onnx.load(path)
-        self.assertEqual([i.name for i in proto.graph.input], list(TRACKING_INPUT_NAMES))
-        self.assertEqual([o.name for o in proto.graph.output], list(TRACKING_OUTPUT_NAMES))
+
+@unittest.skipIf(onnxscript is None, "onnx / onnxruntime / onnxscript not installed")
+class TestTrackingExport(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.model = tracking_model()
+        cls.model.test_score_thresh = 0.1
+        cls.out = tempfile.TemporaryDirectory()
+        inputs = random_inputs(1)
+        cls.path, cls.diffs = export_and_check(
+            cls.model, tuple(x[:1] for x in inputs), cls.out.name, "onnx", inputs
+        )
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.out.cleanup()
+
+    def test_onnx_parity_and_names(self):
+        proto = onnx.load(self.path)
+        self.assertEqual([i.name for i in proto.graph.input], NAMES_IN)
+        self.assertEqual([o.name for o in proto.graph.output], NAMES_OUT)
         for key in ("boxes", "scores", "displacements"):
-            self.assertLessEqual(diffs[key], TOLERANCE, key)
-        self.assertEqual(diffs["classes"], 0)
-        # the previous frame and heatmap are inputs of the graph, not constants
-        with torch.no_grad():
-            a = exported_tracking_outputs(model, images, prev, heatmaps, (SIZE, SIZE))
-            b = exported_tracking_outputs(model, images, images, heatmaps * 0, (SIZE, SIZE))
-        self.assertFalse(torch.equal(a[3], b[3]))
+            self.assertLessEqual(self.diffs[key], TOLERANCE, key)
+        self.assertEqual(self.diffs["classes"], 0)
+
+    def test_previous_frame_and_heatmap_are_inputs_of_the_file(self):
+        images, prev, heatmaps = (x.numpy() for x in random_inputs(2, n=3, size=96))
+        exported = ExportedModel(self.path)
+        a = exported(images=images, prev_images=prev, prev_heatmaps=heatmaps)
+        b = exported(images=images, prev_images=images, prev_heatmaps=heatmaps * 0)
+        self.assertEqual(a["displacements"].shape, (3, 100, 2))  # another batch and size
+        self.assertFalse(np.array_equal(a["displacements"], b["displacements"]))
 
     def test_onnx_matches_the_models_inference(self):
         # the file, fed the previous tracks drawn as the heatmap, gives what CenterTrack's own
         # forward gives for the frame, its previous frame and those tracks
-        model = tracking_model()
-        model.test_score_thresh = 0.1
+        model = self.model
         g = torch.Generator().manual_seed(3)
         image = torch.rand(3, SIZE, SIZE, generator=g) * 255
         prev_image = torch.rand(3, SIZE, SIZE, generator=g) * 255
         prev_boxes = torch.tensor([[4.0, 6.0, 20.0, 30.0], [36.0, 30.0, 60.0, 50.0]])
         heatmap = render_prev_heatmap([prev_boxes], (1, 1, SIZE, SIZE))
         inputs = (image[None], prev_image[None], heatmap)
-        with tempfile.TemporaryDirectory() as out:
-            path, _ = export_tracking_and_check(model, inputs, out, "onnx")
-            boxes, scores, classes, displacements = (
-                x[0] for x in run_file(path, dict(zip(TRACKING_INPUT_NAMES, inputs)), None)
-            )
+        outputs = ExportedModel(self.path)(**{n: x.numpy() for n, x in zip(NAMES_IN, inputs)})
+        boxes, scores, classes, displacements = (outputs[n][0] for n in NAMES_OUT)
         with torch.no_grad():
             (result,) = model(
                 [{"image": image, "prev_image": prev_image, "prev_boxes": prev_boxes,
@@ -111,6 +115,17 @@ class TestTrackingExport(unittest.TestCase):
             self.assertLessEqual(
                 float(abs(torch.from_numpy(actual) - reference).max()), TOLERANCE, name
             )
+
+    def test_input_fusion_exports(self):
+        # the other fusion: previous frame and heatmap concatenated to the image (a new stem)
+        model = tracking_model("input")
+        inputs = random_inputs(4)
+        with tempfile.TemporaryDirectory() as out:
+            path, diffs = export_and_check(model, inputs, out, "pt2")
+            self.assertTrue(path.endswith("model.pt2"))
+        self.assertLessEqual(max(diffs["boxes"], diffs["displacements"]), TOLERANCE)
+        self.assertEqual(diffs["classes"], 0)
+        self.assertEqual(ExportAdapter(model).input_names, tuple(NAMES_IN))
 
     def test_tool_on_frames(self):
         model = tracking_model()
@@ -131,7 +146,7 @@ class TestTrackingExport(unittest.TestCase):
             with contextlib.redirect_stdout(printed):
                 path, diffs = tool.main(tool.get_parser().parse_args(args))
             self.assertTrue(os.path.isfile(path))
-        self.assertIn("max |displacements| difference", printed.getvalue())
+        self.assertIn("max |displacements| ", printed.getvalue())
         self.assertLessEqual(
             max(diffs["boxes"], diffs["scores"], diffs["displacements"]), TOLERANCE
         )
