@@ -20,7 +20,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from benchmarks.formats import format_table, plot_formats, run_format_benchmark
+from benchmarks.formats import _coco_ap, format_table, plot_formats, run_format_benchmark
 from centernet_d2.data import generate_shapes_dataset
 from centernet_d2.deploy import DeployPredictor
 from centernet_d2.engine.defaults import setup_cfg
@@ -33,6 +33,7 @@ from centernet_d2.export import (
 )
 from centernet_d2.export.formats import _save_openvino
 from tests.common import CONFIG, MULTILEVEL_CONFIG, ROOT, load_tool
+from tests.tiny_backbone import tiny_backbone_opts
 
 try:
     import onnx
@@ -44,6 +45,7 @@ except ImportError:
 
 SIZE = 128  # export size (INPUT.MIN_SIZE_TEST), a multiple of 32
 OPTS = ["INPUT.MIN_SIZE_TEST", str(SIZE), "INPUT.MAX_SIZE_TEST", str(SIZE), "MODEL.DEVICE", "cpu"]
+OPTS += tiny_backbone_opts()  # a small graph to export: tests/tiny_backbone.py
 SIZE_BIAS = 8.0  # cells: untrained sizes are ~0, this gives 32 px boxes
 TOLERANCE = 1e-3
 SNIPPET = re.compile(r"<!-- onnx-snippet -->\s*```python\n(.*?)```", re.S)
@@ -187,7 +189,7 @@ def check_against_the_reference(test, outputs, images, exact=True):
 
 
 def check_pt2_file(test, path):
-    """A .pt2 file of the test's model: metadata, other batch and size, no Detectron2."""
+    """A .pt2 file of the test's model: metadata, another batch and size."""
     exported = ExportedModel(path)
     meta = exported.metadata
     test.assertEqual((meta["height"], meta["width"], meta["input_format"]), (SIZE, SIZE, "RGB"))
@@ -199,7 +201,6 @@ def check_pt2_file(test, path):
     # another batch and size than traced
     other = torch.stack([load_image(p, (96, 160)) for p in image_paths() * 2])
     check_against_the_reference(test, exported(images=other.numpy()), other)
-    test.assertEqual(run_without_detectron2(test, path), "RGB (2, 100, 4)")
 
 
 class TestTorchScript(unittest.TestCase):
@@ -314,7 +315,25 @@ class TestONNX(unittest.TestCase):
         self.assertEqual(json.loads(metadata["centernet_d2"]), ExportedModel(self.path).metadata)
         results = report["formats"]
         self.assertEqual(list(results), list(formats))
-        self.assertGreater(results["pytorch"]["ap"], 0)
+        # the benchmark's AP: 100 for the ground truth itself (the untrained model's is ~0)
+        with open(_json) as f:
+            gt = json.load(f)
+        categories = sorted(c["id"] for c in gt["categories"])
+        perfect = [
+            {
+                "boxes": np.array(
+                    [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)]
+                ),
+                "scores": np.ones(len(anns)),
+                "classes": np.array([categories.index(a["category_id"]) for a in anns]),
+            }
+            for anns in (
+                [a for a in gt["annotations"] if a["image_id"] == d["image_id"]] for d in dataset
+            )
+        ]
+        ids = [d["image_id"] for d in dataset]
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.assertAlmostEqual(_coco_ap(perfect, ids, _json), 100.0, places=3)
         for name in ("onnxruntime", "openvino"):  # float32 runtimes: the same AP
             self.assertAlmostEqual(results[name]["ap"], results["pytorch"]["ap"], delta=0.1)
         for r in results.values():
@@ -373,9 +392,7 @@ class TestMultiLevelONNX(unittest.TestCase):
 
     def test_nms_in_the_graph_equals_the_model_inference(self):
         torch.manual_seed(0)
-        # one conv per head branch: a smaller graph to export, the same decoding and NMS
-        opts = OPTS + ["TEST.DETECTIONS_PER_IMAGE", str(self.KEPT)]
-        opts += ["MODEL.CENTERNET.HEAD_NUM_CONVS", "1"]
+        opts = OPTS + ["TEST.DETECTIONS_PER_IMAGE", str(self.KEPT)] + tiny_backbone_opts(5)
         model = build_model(setup_cfg(MULTILEVEL_CONFIG, opts)).eval()
         # scores about the threshold (sigmoid(-3) = 0.047), boxes of about 4 cells
         torch.nn.init.constant_(model.head.branches["heatmap"][-1].bias, -3.0)
@@ -388,7 +405,12 @@ class TestMultiLevelONNX(unittest.TestCase):
         # more candidates above the threshold than kept: the NMS and the cut decide
         self.assertTrue(((candidates >= model.test_score_thresh).sum(dim=1) > 3 * self.KEPT).all())
         with tempfile.TemporaryDirectory() as out:
-            path, diffs = export_and_check(model, images[:1], out, "onnx", images)
+            # at a fixed size: a dynamic one triples the time of torch.export here (it is
+            # checked for the single-level model above, and for every config by
+            # tools/export_configs.py)
+            path, diffs = export_and_check(
+                model, images[:1], out, "onnx", images, dynamic_size=False
+            )
             self.assertEqual(diffs["classes"], 0)
             self.assertLessEqual(max(diffs["boxes"], diffs["scores"]), TOLERANCE)
             for runtime in ("onnxruntime", "openvino"):

@@ -461,11 +461,11 @@ class TestOverfit(unittest.TestCase):
         cfg.MODEL.DECONV.NORM = "GN"
         model = build_model(cfg)
         optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [200, 260])
+        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, [140, 180])
         batch = make_batch()
         model.train()
         with EventStorage():
-            for it in range(300):
+            for it in range(200):
                 losses = model(batch)
                 optimizer.zero_grad()
                 sum(losses.values()).backward()
