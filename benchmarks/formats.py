@@ -180,7 +180,8 @@ def format_table(report: Dict) -> str:
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in formats.items():
         ms = [r["latency_ms"][str(t)]["median"] for t in threads]
-        cells = [name, f"{r['ap']:.2f}", f"{r['ap'] - base['ap']:+.2f}" if base else ""]
+        delta = round(r["ap"] - base["ap"], 2) + 0.0 if base else None  # + 0.0: no "-0.00"
+        cells = [name, f"{r['ap']:.2f}", f"{delta:+.2f}" if base else ""]
         cells += [f"{v:.1f}" for v in ms]
         cells += [
             f"{base['latency_ms'][str(t)]['median'] / v:.2f}x" if base else ""

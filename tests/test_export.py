@@ -342,6 +342,30 @@ class TestONNX(unittest.TestCase):
         self.assertEqual(len(table), 2 + len(formats))
         self.assertTrue(table[3].startswith("| onnxruntime | "))
 
+    def test_readme_deploy_snippet_runs_as_written(self):
+        with open(os.path.join(ROOT, "README.md")) as f:
+            (snippet,) = re.findall(
+                r"<!-- deploy-snippet -->\s*```python\n(.*?)```", f.read(), re.S
+            )
+        with tempfile.TemporaryDirectory() as work:
+            os.makedirs(os.path.join(work, "output", "export"))
+            shutil.copy(self.path, os.path.join(work, "output", "export", "model.onnx"))
+            image_dir = os.path.join(work, "datasets", "shapes")
+            generate_shapes_dataset(image_dir, "val", num_images=1, seed=7, image_size=(112, 160))
+            expected = DeployPredictor(self.path)(
+                cv2.imread(os.path.join(image_dir, "val", "000001.jpg"))
+            )
+            namespace, cwd = {}, os.getcwd()
+            try:
+                os.chdir(work)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(snippet, "README.md", "exec"), namespace)
+            finally:
+                os.chdir(cwd)
+        self.assertGreater(len(expected["scores"]), 0)
+        for key in ("boxes", "scores", "classes"):
+            np.testing.assert_array_equal(namespace["result"][key], expected[key])
+
     def test_doc_snippet_runs_as_written(self):
         """docs/export.md's snippet, in a folder laid out with the paths it names, on an image of
         another size and aspect than the export, gives the exported outputs scaled back."""
