@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
 import cv2
 import numpy as np
@@ -30,8 +31,9 @@ from centernet_d2.export import (
     export_and_check,
     load_image,
     max_differences,
+    save_openvino,
 )
-from centernet_d2.export.formats import _save_openvino
+from centernet_d2.utils.cli import run_tool
 from tests.common import CONFIG, MULTILEVEL_CONFIG, ROOT, load_tool
 from tests.tiny_backbone import tiny_backbone_opts
 
@@ -203,6 +205,27 @@ def check_pt2_file(test, path):
     check_against_the_reference(test, exported(images=other.numpy()), other)
 
 
+class TestMissingPackage(unittest.TestCase):
+    def test_one_error_line_before_tracing(self):
+        # the ONNX exporter's package missing: the command says what to install, no traceback
+        tool = load_tool("export_model")
+        stderr = io.StringIO()
+        with tempfile.TemporaryDirectory() as out:
+            args = tool.get_parser().parse_args(
+                ["--config-file", CONFIG, "--format", "onnx", "--output", out, *OPTS]
+            )
+            with mock.patch.dict(sys.modules, {"onnxscript": None}), contextlib.redirect_stderr(
+                stderr
+            ), self.assertRaises(SystemExit) as exit_:
+                run_tool(tool.main, args)
+            self.assertEqual(os.listdir(out), [])
+        self.assertEqual(exit_.exception.code, 2)
+        self.assertNotIn("Traceback", stderr.getvalue())
+        last = stderr.getvalue().strip().splitlines()[-1]
+        self.assertTrue(last.startswith("error: ONNX export needs onnxscript"), last)
+        self.assertIn("pip install", last)
+
+
 class TestTorchScript(unittest.TestCase):
     def test_tool_round_trip_at_the_traced_size(self):
         with tempfile.TemporaryDirectory() as out:
@@ -255,7 +278,7 @@ class TestONNX(unittest.TestCase):
 
     def test_openvino_ir(self):
         xml = os.path.join(self.out.name, "model.xml")
-        _save_openvino(self.path, xml, ExportedModel(self.path).metadata)
+        save_openvino(self.path, xml, ExportedModel(self.path).metadata)
         exported = ExportedModel(xml)
         self.assertEqual(exported.runtime, "openvino")
         self.assertEqual(exported.metadata["class_names"][0], "circle")

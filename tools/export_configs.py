@@ -21,6 +21,7 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
+from centernet_d2.deploy.runtime import first_line
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.export import export_and_check, export_size, random_image
 from centernet_d2.utils.cli import add_debug_flag, run_tool
@@ -57,7 +58,7 @@ def export_config(path: str, size: int) -> str:
             with tempfile.TemporaryDirectory() as out:
                 _, diffs = export_and_check(model, tuple(x[:1] for x in inputs), out, fmt, inputs)
         except Exception as e:  # the row says why; the table goes on
-            cells.append(f"does not export: {str(e).strip().splitlines()[0][:120]}")
+            cells.append(f"does not export: {first_line(e)[:120]}")
             continue
         worst = max(v for k, v in diffs.items() if k != "classes")
         cells.append(

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["ExportedModel", "METADATA_KEY", "RUNTIMES", "openvino_model"]
+__all__ = ["ExportedModel", "METADATA_KEY", "MissingPackageError", "RUNTIMES", "openvino_model"]
 
 METADATA_KEY = (
     "centernet_d2"  # ONNX metadata / OpenVINO rt_info key; ".json" extra file in .pt2/.ts
@@ -29,12 +29,25 @@ _INSTALL = {
 }
 
 
+class MissingPackageError(ImportError):
+    """A package that export or a runtime needs is not installed; the message says how to
+    install it (one ``error:`` line on the command line)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _import(runtime: str):
     module = {"onnxruntime": "onnxruntime", "openvino": "openvino", "torch": "torch"}[runtime]
     try:
         return __import__(module)
     except ImportError as e:
-        raise ImportError(f"running this file needs {runtime} ({e}): {_INSTALL[runtime]}") from e
+        raise MissingPackageError(
+            f"running this file needs {runtime} ({e}): {_INSTALL[runtime]}"
+        ) from e
 
 
 class ExportedModel:

@@ -21,6 +21,7 @@ from .formats import (
     export_model,
     export_program,
     max_differences,
+    save_openvino,
 )
 from .quantize import quantize_int8
 
@@ -41,4 +42,5 @@ __all__ = [
     "max_differences",
     "quantize_int8",
     "random_image",
+    "save_openvino",
 ]

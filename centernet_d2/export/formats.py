@@ -29,7 +29,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..deploy.runtime import METADATA_KEY, ExportedModel, openvino_model
+from ..deploy.runtime import (
+    METADATA_KEY,
+    ExportedModel,
+    MissingPackageError,
+    first_line,
+    openvino_model,
+)
 from .adapter import ExportAdapter
 from .quantize import quantize_int8
 
@@ -41,6 +47,7 @@ __all__ = [
     "export_model",
     "export_program",
     "max_differences",
+    "save_openvino",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,52 +90,47 @@ def _dynamic_shapes(adapter: ExportAdapter, dynamic_size: bool) -> Dict[str, Dic
 def export_program(
     adapter: ExportAdapter, inputs: Sequence[Tensor], dynamic_size: bool = True
 ) -> Tuple["torch.export.ExportedProgram", bool]:
-    """``torch.export`` of ``adapter`` on ``inputs``, the batch dynamic, with ``dynamic_size``
-    the height and width too where the model allows (else fixed, with a warning).
+    """``torch.export`` of ``adapter`` on ``inputs`` (see ``adapter.check_inputs``), the batch
+    dynamic, with ``dynamic_size`` the height and width too where the model allows (else
+    fixed, with a warning).
 
     Returns:
         the program and whether its input size is dynamic.
     """
-    adapter.check_inputs(inputs)
     inputs = _as_batch_of_two(inputs)
     name = type(adapter.model).__name__
     with warnings.catch_warnings():
         # torchvision's nms registration uses a deprecated torch.export API: not the user's to fix
         warnings.simplefilter("ignore", FutureWarning)
-        return _export_program(adapter, inputs, dynamic_size, name)
-
-
-def _export_program(adapter, inputs, dynamic_size, name):
-    if dynamic_size:
+        if dynamic_size:
+            try:
+                shapes = _dynamic_shapes(adapter, True)
+                return torch.export.export(adapter, inputs, dynamic_shapes=shapes), True
+            except Exception as e:  # the many errors of symbolic shapes: fixed size below
+                logger.warning(
+                    f"{name} does not export with a dynamic input size ({first_line(e)}); the "
+                    f"export takes {tuple(inputs[0].shape[2:])} images only"
+                )
         try:
-            program = torch.export.export(
-                adapter, inputs, dynamic_shapes=_dynamic_shapes(adapter, True)
-            )
-            return program, True
-        except Exception as e:  # the many errors of symbolic shapes: fixed size below
-            cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            logger.warning(
-                f"{name} does not export with a dynamic input size ({cause}); the export takes "
-                f"{tuple(inputs[0].shape[2:])} images only"
-            )
-    try:
-        program = torch.export.export(
-            adapter, inputs, dynamic_shapes=_dynamic_shapes(adapter, False)
-        )
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RuntimeError(f"{name} cannot be exported by torch.export: {first}") from e
-    return program, False
+            shapes = _dynamic_shapes(adapter, False)
+            return torch.export.export(adapter, inputs, dynamic_shapes=shapes), False
+        except Exception as e:
+            raise RuntimeError(f"{name} cannot be exported by torch.export: {first_line(e)}") from e
+
+
+def _check_onnx_packages() -> None:
+    """Before tracing: the packages the ONNX formats need (the exporter's onnxscript, onnx)."""
+    for module in ("onnxscript", "onnx"):
+        try:
+            __import__(module)
+        except ImportError as e:
+            raise MissingPackageError(
+                f"ONNX export needs {module} ({e}): pip install onnxscript onnx onnxruntime, "
+                "or pip install -e .[export]"
+            ) from e
 
 
 def _save_onnx(program, adapter: ExportAdapter, path: str, opset: int) -> None:
-    try:
-        import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
-    except ImportError as e:
-        raise ImportError(
-            f"ONNX export needs onnxscript ({e}): pip install onnxscript onnx onnxruntime, or "
-            "pip install -e .[export]"
-        ) from e
     # onnx_ir warns of an empty attribute list that the exporter writes: not the user's to fix
     onnx_ir_logger = logging.getLogger("onnx_ir")
     level = onnx_ir_logger.level
@@ -160,11 +162,13 @@ def _add_onnx_metadata(path: str, metadata: Dict[str, Any]) -> None:
     onnx.save(proto, path)
 
 
-def _save_openvino(onnx_path: str, path: str, metadata: Dict[str, Any]) -> None:
+def save_openvino(onnx_path: str, path: str, metadata: Dict[str, Any]) -> None:
     try:
         import openvino as ov
     except ImportError as e:
-        raise ImportError(f"OpenVINO export needs openvino ({e}): pip install openvino") from e
+        raise MissingPackageError(
+            f"OpenVINO export needs openvino ({e}): pip install openvino"
+        ) from e
     model = openvino_model(ov.Core(), onnx_path)
     model.set_rt_info(json.dumps(metadata), [METADATA_KEY])
     ov.save_model(model, path, compress_to_fp16=False)  # float32 weights: parity with PyTorch
@@ -215,6 +219,8 @@ def export_model(
         metadata["dynamic_size"] = False
         _save_torchscript(adapter, inputs, path, metadata)
         return path, metadata
+    if fmt in ("onnx", "onnx_int8", "openvino"):
+        _check_onnx_packages()
     program, metadata["dynamic_size"] = export_program(adapter, inputs, dynamic_size)
     # the program, which the other formats are made from, is kept as model.pt2 beside them
     with warnings.catch_warnings():
@@ -230,7 +236,7 @@ def export_model(
     _save_onnx(program, adapter, onnx_path, opset)
     _add_onnx_metadata(onnx_path, metadata)
     if fmt == "openvino":
-        _save_openvino(onnx_path, path, metadata)
+        save_openvino(onnx_path, path, metadata)
     if fmt == "onnx_int8":
         if calibration is None:
             raise ValueError("onnx_int8 needs calibration images")

@@ -14,6 +14,8 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
+from ..deploy.runtime import MissingPackageError
+
 __all__ = ["quantize_int8"]
 
 logger = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ def quantize_int8(
     try:
         from onnxruntime.quantization import CalibrationDataReader
     except ImportError as e:
-        raise ImportError(
+        raise MissingPackageError(
             f"INT8 quantization needs onnxruntime ({e}): pip install onnxruntime"
         ) from e
 

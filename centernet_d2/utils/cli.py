@@ -16,6 +16,8 @@ import os
 import sys
 from typing import Any, Callable, Iterator
 
+from ..deploy.runtime import MissingPackageError
+
 __all__ = [
     "USER_ERRORS",
     "raised_by_project",
@@ -45,6 +47,7 @@ USER_ERRORS = (
     NotADirectoryError,
     PermissionError,
     ValueError,
+    MissingPackageError,
     ConfigKeyError,
 )
 
