@@ -16,6 +16,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import Boxes, ImageList, pairwise_iou
 
 from centernet_d2.engine.checkpoint import SafeCheckpointer
+from centernet_d2.export import ExportedModel, export_and_check, export_model
 from centernet_d2.modeling.decode import decode_predictions
 from centernet_d2.official_weights import (
     PUBLISHED_MODELS,
@@ -26,6 +27,12 @@ from centernet_d2.official_weights import (
 )
 from centernet_d2.utils.cli import run_tool
 from tests.common import CONFIG_DIR, TINY, load_tool, model_cfg, official_fixture
+
+try:
+    import onnxruntime
+    import onnxscript  # noqa: F401
+except ImportError:
+    onnxruntime = None
 
 convert_tool = load_tool("convert_official_weights")
 train_net = load_tool("train_net")
@@ -212,6 +219,51 @@ class TestParity(unittest.TestCase):
                 self.assertEqual(cfg.INPUT.FORMAT, "BGR")
                 np.testing.assert_allclose(cfg.MODEL.PIXEL_MEAN, np.array(mean) * 255, atol=1e-3)
                 np.testing.assert_allclose(cfg.MODEL.PIXEL_STD, np.array(std) * 255, atol=1e-3)
+
+
+def raw_inputs(model, arrays):
+    """The fixture's input as an export takes it: images (and CenterTrack's previous frame) in
+    0-255, un-normalised; the previous-frame heatmap as it is."""
+    inputs = network_inputs(model, arrays)
+    if "input_image" not in arrays:
+        return [torch.from_numpy(arrays["input_image_bgr_0_255"])[None]]
+    images = [x * model.pixel_std + model.pixel_mean for x in inputs[:2]]
+    return images + inputs[2:]
+
+
+@unittest.skipIf(onnxruntime is None, "onnx, onnxruntime, onnxscript not installed")
+class TestExportParity(unittest.TestCase):
+    """The converted published networks through exported files: DCN CenterNet in ONNX
+    (onnxruntime's DeformConv) against the authors' decoded detections, CenterTrack's .pt2
+    against the model it was exported from (whose outputs equal the authors', TestParity)."""
+
+    def test_resdcn18_onnx_gives_the_authors_detections(self):
+        model, arrays, _ = converted_model("ctdet_coco_resdcn_18")
+        images = raw_inputs(model, arrays)[0]
+        with tempfile.TemporaryDirectory() as out:
+            path, _ = export_model(model, images, out, "onnx", dynamic_size=False)
+            outputs = ExportedModel(path)(images=images.numpy())
+        ours = np.concatenate(
+            [
+                outputs["boxes"][0] / STRIDE,
+                outputs["scores"][0, :, None],
+                outputs["classes"][0, :, None],
+            ],
+            1,
+        )
+        # the authors' rows: x1 y1 x2 y2 score class, in output cells; the export clips boxes
+        theirs = arrays["decoded_ctdet"][0].copy()
+        side = images.shape[-1] / STRIDE
+        theirs[:, :4] = theirs[:, :4].clip(0, side)
+        TestParity.assert_detections_equal(self, torch.from_numpy(ours), torch.from_numpy(theirs))
+
+    def test_centertrack_pt2_equals_the_model(self):
+        model, arrays, _ = converted_model("coco_tracking_dla_34")
+        inputs = raw_inputs(model, arrays)
+        with tempfile.TemporaryDirectory() as out:
+            path, diffs = export_and_check(model, inputs, out, "pt2", dynamic_size=False)
+        self.assertEqual(diffs.pop("classes"), 0)
+        self.assertLessEqual(max(diffs.values()), 1e-3, diffs)
 
 
 class TestLayouts(unittest.TestCase):

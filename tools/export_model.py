@@ -17,6 +17,7 @@ sample images, prints the largest differences and fails if they exceed ``--toler
 
 import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
 import argparse
+import dataclasses
 import logging
 
 import torch
@@ -39,6 +40,7 @@ from centernet_d2.export import (
     load_image,
     random_image,
 )
+from centernet_d2.tracking import TrackerSettings
 from centernet_d2.utils.cli import config_tool_parser, run_tool
 
 logger = logging.getLogger("centernet_d2")
@@ -106,6 +108,12 @@ def calibration_images(cfg, size, count):
     return [load_image(f, size, cfg.INPUT.FORMAT)[None].numpy() for f in files]
 
 
+def tracking_metadata(cfg):
+    """The tracker of a tracking model's deployment: TEST.TRACKING."""
+    settings = dataclasses.asdict(TrackerSettings.from_config(cfg))
+    return {"settings": settings, "prev_heatmap_score": cfg.TEST.TRACKING.PREV_HEATMAP_SCORE}
+
+
 def main(args):
     setup_logger(name="centernet_d2")
     cfg = setup_cfg(args.config_file, args.opts)
@@ -133,6 +141,7 @@ def main(args):
         cfg.MODEL.CENTERNET.SCORE_THRESH_TEST,
         names,
         test_resize=(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST),
+        tracking=tracking_metadata(cfg) if len(adapter.input_names) > 1 else None,
     )
     calibration = None
     if args.format == "onnx_int8":

@@ -24,6 +24,8 @@ class DeployPredictor:
     of the image given.
     """
 
+    input_names = ("images",)  # what the exported file must take
+
     def __init__(
         self,
         path: str,
@@ -38,10 +40,11 @@ class DeployPredictor:
                 MODEL.CENTERNET.SCORE_THRESH_TEST stored in the file).
         """
         self.model = ExportedModel(path, runtime, threads)
-        if self.model.input_names != ["images"]:
+        if tuple(self.model.input_names) != self.input_names:
+            other = "DeployTracker" if len(self.model.input_names) > 1 else "DeployPredictor"
             raise ValueError(
-                f"{path} takes {self.model.input_names}: DeployPredictor runs detectors (one "
-                "image in); run a tracking export with ExportedModel, frame by frame"
+                f"{path} takes {self.model.input_names}, not {self.input_names}: run it with "
+                f"centernet_d2.deploy.{other}"
             )
         meta = self.model.metadata
         self.metadata = meta
@@ -75,13 +78,22 @@ class DeployPredictor:
         """Detections of an (h, w, 3) uint8 BGR image scoring at least ``score_thresh``:
         "boxes" (D, 4) XYXY, "scores" (D,), "classes" (D,) and the model's other outputs
         ("keypoints" (D, J, 3) x, y, score), in the image's pixels."""
-        x, (sx, sy) = self.preprocess(image)
+        x, scale = self.preprocess(image)
         outputs = {k: v[0] for k, v in self.model(images=x).items()}
         keep = outputs["scores"] >= self.score_thresh
-        result = {k: v[keep] for k, v in outputs.items()}
-        result["boxes"] = result["boxes"] * np.array([sx, sy, sx, sy], np.float32)
-        h, w = image.shape[:2]
-        result["boxes"] = np.minimum(result["boxes"], np.array([w, h, w, h], np.float32))
+        return self.to_image_pixels({k: v[keep] for k, v in outputs.items()}, scale, image.shape)
+
+    @staticmethod
+    def to_image_pixels(result: Dict[str, np.ndarray], scale, shape) -> Dict[str, np.ndarray]:
+        """``result``'s boxes, keypoints and displacements from input pixels to the pixels of
+        an image of ``shape`` (h, w, 3), ``scale`` (x, y) of :meth:`preprocess`."""
+        (sx, sy), (h, w) = scale, shape[:2]
+        result = dict(result)
+        boxes = result["boxes"] * np.array([sx, sy, sx, sy], np.float32)
+        result["boxes"] = np.minimum(boxes, np.array([w, h, w, h], np.float32))
         if "keypoints" in result:
+            result["keypoints"] = result["keypoints"].copy()
             result["keypoints"][..., :2] *= np.array([sx, sy], np.float32)
+        if "displacements" in result:
+            result["displacements"] = result["displacements"] * np.array([sx, sy], np.float32)
         return result

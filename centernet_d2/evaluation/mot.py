@@ -31,6 +31,8 @@ from detectron2.utils import comm
 from detectron2.utils.logger import create_small_table
 from tabulate import tabulate
 
+from ..utils.boxes import box_iou
+
 __all__ = ["FrameDetectionsEvaluator", "MOTEvaluator", "mot_metrics", "box_iou"]
 
 # The keys of the results, in the order they are reported; PERCENT_KEYS are in percent.
@@ -47,17 +49,6 @@ _MOTMETRICS = {
 }
 CROWD_IOU = 0.5  # a prediction matched to crowd ground truth at this IoU is dropped (TrackEval)
 _EPS = np.finfo(float).eps
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(G, 4) and (P, 4) XYXY boxes -> (G, P) IoU; 0 for empty boxes."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, _EPS), 0.0)
 
 
 def _frame_similarity(frame: Mapping[str, np.ndarray], class_aware: bool):

@@ -125,6 +125,7 @@ def export_metadata(
     class_names: Optional[Sequence[str]] = None,
     dynamic_size: bool = False,
     test_resize: Optional[Tuple[int, int]] = None,
+    tracking: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """What a runtime needs besides the graph, stored in the exported file as JSON.
 
@@ -134,7 +135,10 @@ def export_metadata(
             MODEL.CENTERNET.SCORE_THRESH_TEST (recommended, not applied); class_names: of
             classes 0..K-1, if known; dynamic_size: whether H and W may be any multiples of
             the size divisibility; test_resize: (INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST), the
-            resize of a deployment (:class:`~centernet_d2.deploy.DeployPredictor`).
+            resize of a deployment (:class:`~centernet_d2.deploy.DeployPredictor`);
+            tracking: a tracking model's tracker, "settings" (the fields of
+            :class:`~centernet_d2.tracking.TrackerSettings`) and "prev_heatmap_score"
+            (TEST.TRACKING), for :class:`~centernet_d2.deploy.DeployTracker`.
     """
     model = adapter.model
     return {
@@ -156,6 +160,7 @@ def export_metadata(
         "model": type(model).__name__,
         "min_size_test": int(test_resize[0]) if test_resize else None,
         "max_size_test": int(test_resize[1]) if test_resize else None,
+        "tracking": tracking,
     }
 
 

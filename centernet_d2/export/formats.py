@@ -36,6 +36,7 @@ from ..deploy.runtime import (
     first_line,
     openvino_model,
 )
+from ..utils.boxes import box_iou
 from .adapter import ExportAdapter
 from .quantize import quantize_int8
 
@@ -244,15 +245,6 @@ def export_model(
     return path, metadata
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(A, B) IoU of XYXY boxes (A, 4) and (B, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area = lambda x: (x[:, 2:] - x[:, :2]).clip(0).prod(axis=1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
-
-
 def max_differences(
     names: Sequence[str],
     expected: Sequence[np.ndarray],
@@ -277,7 +269,7 @@ def max_differences(
         keep = np.flatnonzero(scores[i] >= score_thresh)
         # the same class and IoU >= 0.5, or boxes within 1 px (untrained ones may have no area)
         near = np.abs(boxes[i][keep, None] - boxes2[i][None]).max(axis=2) <= 1.0
-        close = np.maximum(_iou(boxes[i][keep], boxes2[i]), near * 1.0)
+        close = np.maximum(box_iou(boxes[i][keep], boxes2[i]), near * 1.0)
         close *= classes[i][keep, None] == classes2[i][None]
         best = close.argmax(axis=1) if len(keep) else np.zeros(0, dtype=int)
         found = close[np.arange(len(keep)), best] >= 0.5

@@ -15,7 +15,26 @@ from torch import nn
 
 from .tracker import Tracker, TrackerSettings
 
-__all__ = ["CenterTrackWithTracker"]
+__all__ = ["CenterTrackWithTracker", "track_instances"]
+
+
+def track_instances(tracker: Tracker, instances: Instances) -> Instances:
+    """:meth:`.Tracker.step` on Detectron2 ``Instances`` (``pred_boxes``, ``scores``,
+    ``pred_classes``, optionally ``pred_displacements``): the detections it outputs, in their
+    order, with all their fields and ``pred_track_ids`` (long)."""
+    displacements = (
+        instances.get("pred_displacements") if instances.has("pred_displacements") else None
+    )
+    tracked = tracker.step(
+        instances.pred_boxes.tensor.detach().cpu().numpy(),
+        instances.scores.detach().cpu().numpy(),
+        instances.pred_classes.cpu().numpy(),
+        None if displacements is None else displacements.detach().cpu().numpy(),
+    )
+    device = instances.scores.device
+    out = instances[torch.as_tensor(tracked.index, device=device)]
+    out.pred_track_ids = torch.as_tensor(tracked.track_ids, device=device)
+    return out
 
 
 class CenterTrackWithTracker(nn.Module):
@@ -58,18 +77,10 @@ class CenterTrackWithTracker(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, model):
-        k = cfg.TEST.TRACKING
-        settings = TrackerSettings(
-            match_by=k.MATCH_BY,
-            score_thresh=k.SCORE_THRESH,
-            new_track_score=k.NEW_TRACK_SCORE,
-            max_age=k.MAX_AGE,
-            min_iou=k.MIN_IOU,
-        )
         return {
             "model": model,
-            "tracker_settings": settings,
-            "prev_heatmap_score": k.PREV_HEATMAP_SCORE,
+            "tracker_settings": TrackerSettings.from_config(cfg),
+            "prev_heatmap_score": cfg.TEST.TRACKING.PREV_HEATMAP_SCORE,
         }
 
     def reset(self) -> None:
@@ -78,6 +89,7 @@ class CenterTrackWithTracker(nn.Module):
         self._video = None
         self._frame_id = None
         self._prev_image: Optional[torch.Tensor] = None
+        self._prev_size = None  # (height, width) of the previous frame's detections
 
     def forward(self, batched_inputs: List[Dict]) -> List[Dict[str, Instances]]:
         return [self._frame(x) for x in batched_inputs]  # in order: each needs the one before
@@ -100,15 +112,16 @@ class CenterTrackWithTracker(nn.Module):
             inputs["prev_image"] = self._prev_image
             inputs["prev_boxes"] = self._prev_boxes(image.shape[1:])
         detections = self.model([inputs])[0]["instances"]
-        tracks = self.tracker.step(detections)
+        tracks = track_instances(self.tracker, detections)
         self._prev_image = image
+        self._prev_size = detections.image_size
         return {"instances": tracks, "detections": detections}
 
     def _prev_boxes(self, input_size) -> torch.Tensor:
         """The active tracks scoring at least ``prev_heatmap_score``, (P, 4) XYXY in the pixels
         of the model's input of ``input_size`` (height, width)."""
         tracks = self.tracker.active_tracks(min_score=self.prev_heatmap_score)
-        height, width = tracks.image_size
-        boxes = tracks.pred_boxes.tensor
+        height, width = self._prev_size
+        boxes = torch.as_tensor(tracks["boxes"], device=self._prev_image.device)
         scale = boxes.new_tensor([input_size[1] / width, input_size[0] / height]).repeat(2)
         return boxes * scale

@@ -10,8 +10,14 @@ paper's greedy matching, "in descending order of confidence"). Unlinked detectio
 for ``max_age`` frames, and may be matched again meanwhile; a kept (lost) track is not output.
 ``match_by="iou"`` links by box IoU instead, without displacements, the paper's IoU ablation.
 
-Shape shorthand: D detections of the current frame (above ``score_thresh``), T tracks kept from
-the previous frame (active and lost), P linked pairs. Boxes are XYXY in input pixels.
+With ``second_stage`` (ByteTrack's association, Zhang et al. 2022, run on CenterTrack's detections
+in its paper), the detections scoring above ``low_score_thresh`` but not above ``score_thresh``
+are linked, by the same rule, to the tracks of the previous frame that the first stage left
+unmatched: a partly hidden object's weak detection continues its track. They never start one.
+
+Shape shorthand: D detections of a frame, T tracks kept from the previous frame (active and lost),
+P linked pairs. Boxes are XYXY in input pixels. numpy only: the tracker runs on the deploy side,
+without PyTorch or Detectron2.
 
 Differences from CenterTrack's ``Tracker`` (``src/lib/utils/tracker.py``):
 
@@ -23,12 +29,13 @@ Differences from CenterTrack's ``Tracker`` (``src/lib/utils/tracker.py``):
 """
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Dict, NamedTuple, Optional
 
-import torch
-from detectron2.structures import Boxes, Instances, pairwise_iou
+import numpy as np
 
-__all__ = ["MATCH_BY", "Tracker", "TrackerSettings", "greedy_assignment"]
+from ..utils.boxes import box_areas, box_centers, box_iou
+
+__all__ = ["MATCH_BY", "TrackedDetections", "Tracker", "TrackerSettings", "greedy_assignment"]
 
 MATCH_BY = ("displacement", "iou")
 
@@ -42,13 +49,16 @@ class TrackerSettings:
         match_by: one of :data:`MATCH_BY`: "displacement" (CenterTrack: centre distance after the
             predicted displacement, limited by the box sizes) or "iou" (box IoU of the detection
             and the track's last box, no displacement).
-        score_thresh: detections with a score not above this are dropped before matching
-            (CenterTrack's ``--track_thresh``).
+        score_thresh: detections scoring above this are linked in the first stage (CenterTrack's
+            ``--track_thresh``); lower ones are dropped, but for the second stage.
         new_track_score: an unmatched detection starts a track if its score is above this
             (CenterTrack's ``--new_thresh``); lower unmatched detections are not output.
         max_age: frames a track may stay unmatched and still be matched later; 0 ends a track in
             the first frame without a match.
         min_iou: the least IoU of a pair with ``match_by="iou"``.
+        second_stage: link the detections scoring in (``low_score_thresh``, ``score_thresh``] to
+            the tracks of the previous frame left unmatched by the first stage (ByteTrack).
+        low_score_thresh: the second stage's lower score bound, below ``score_thresh``.
     """
 
     match_by: str = "displacement"
@@ -56,6 +66,22 @@ class TrackerSettings:
     new_track_score: float = 0.3
     max_age: int = 0
     min_iou: float = 0.3
+    second_stage: bool = False
+    low_score_thresh: float = 0.1
+
+    @classmethod
+    def from_config(cls, cfg) -> "TrackerSettings":
+        """The settings of a config's ``TEST.TRACKING``."""
+        k = cfg.TEST.TRACKING
+        return cls(
+            match_by=k.MATCH_BY,
+            score_thresh=k.SCORE_THRESH,
+            new_track_score=k.NEW_TRACK_SCORE,
+            max_age=k.MAX_AGE,
+            min_iou=k.MIN_IOU,
+            second_stage=k.SECOND_STAGE,
+            low_score_thresh=k.LOW_SCORE_THRESH,
+        )
 
     def __post_init__(self):
         if self.match_by not in MATCH_BY:
@@ -69,9 +95,21 @@ class TrackerSettings:
                 f"new_track_score ({self.new_track_score}) must be >= score_thresh "
                 f"({self.score_thresh}): detections below score_thresh never reach matching"
             )
+        if self.second_stage and not self.low_score_thresh < self.score_thresh:
+            raise ValueError(
+                f"low_score_thresh ({self.low_score_thresh}) must be below score_thresh "
+                f"({self.score_thresh}) for the second stage to see any detection"
+            )
 
 
-def greedy_assignment(cost: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+class TrackedDetections(NamedTuple):
+    """What :meth:`Tracker.step` outputs of a frame's D detections."""
+
+    index: np.ndarray  # (K,) int64: the detections output (matched or new), ascending
+    track_ids: np.ndarray  # (K,) int64: their track ids
+
+
+def greedy_assignment(cost: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """
     CenterTrack's greedy matching: row after row, each row takes the valid column of least cost
     that no earlier row took (ties: the first such column); a row without one stays unmatched.
@@ -81,27 +119,18 @@ def greedy_assignment(cost: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         valid: (D, T) bool; only these pairs may be matched.
 
     Returns:
-        (P, 2) long: ``[row, column]`` of each pair, rows ascending.
+        (P, 2) int64: ``[row, column]`` of each pair, rows ascending.
     """
-    assert cost.shape == valid.shape and cost.dim() == 2, (cost.shape, valid.shape)
-    cost = torch.where(valid, cost, torch.full_like(cost, float("inf")))  # a copy
+    assert cost.shape == valid.shape and cost.ndim == 2, (cost.shape, valid.shape)
+    cost = np.where(valid, cost, np.inf)  # a copy
     pairs = []
     if cost.shape[1]:
         for row in range(cost.shape[0]):  # sequential: each row depends on the rows before
             col = int(cost[row].argmin())
-            if torch.isfinite(cost[row, col]):
+            if np.isfinite(cost[row, col]):
                 pairs.append((row, col))
-                cost[:, col] = float("inf")
-    return torch.tensor(pairs, dtype=torch.long, device=cost.device).view(-1, 2)
-
-
-def _centers(boxes: torch.Tensor) -> torch.Tensor:
-    """(X, 4) XYXY -> (X, 2) centres."""
-    return (boxes[:, :2] + boxes[:, 2:]) / 2
-
-
-def _areas(boxes: torch.Tensor) -> torch.Tensor:
-    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+                cost[:, col] = np.inf
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 class Tracker:
@@ -119,6 +148,8 @@ class Tracker:
         new_track_score: float = TrackerSettings.new_track_score,
         max_age: int = TrackerSettings.max_age,
         min_iou: float = TrackerSettings.min_iou,
+        second_stage: bool = TrackerSettings.second_stage,
+        low_score_thresh: float = TrackerSettings.low_score_thresh,
     ):
         """Args: as the fields of :class:`TrackerSettings`."""
         self.settings = TrackerSettings(
@@ -127,6 +158,8 @@ class Tracker:
             new_track_score=new_track_score,
             max_age=max_age,
             min_iou=min_iou,
+            second_stage=second_stage,
+            low_score_thresh=low_score_thresh,
         )
         self.reset()
 
@@ -137,107 +170,126 @@ class Tracker:
     def reset(self) -> None:
         """Forget all tracks (a new video); ids start at 1 again."""
         self._next_id = 1
-        self._image_size: Optional[Tuple[int, int]] = None
-        self._boxes = torch.zeros(0, 4)  # (T, 4) last box; lost tracks moved by their velocity
-        self._scores = torch.zeros(0)  # (T,) score of the last matched detection
-        self._classes = torch.zeros(0, dtype=torch.long)  # (T,)
-        self._ids = torch.zeros(0, dtype=torch.long)  # (T,)
-        self._lost = torch.zeros(0, dtype=torch.long)  # (T,) frames since the last match
-        self._velocity = torch.zeros(0, 2)  # (T, 2) centre motion per frame, input pixels
+        self._started = False
+        self._boxes = np.zeros((0, 4), np.float32)  # (T, 4) last box; lost ones moved on
+        self._scores = np.zeros(0, np.float32)  # (T,) score of the last matched detection
+        self._classes = np.zeros(0, np.int64)  # (T,)
+        self._ids = np.zeros(0, np.int64)  # (T,)
+        self._lost = np.zeros(0, np.int64)  # (T,) frames since the last match
+        self._velocity = np.zeros((0, 2), np.float32)  # (T, 2) centre motion per frame
 
     @property
     def num_tracks(self) -> int:
         """Tracks kept for the next frame, active and lost."""
         return len(self._ids)
 
-    def step(self, instances: Instances) -> Instances:
+    def step(
+        self,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        classes: np.ndarray,
+        displacements: Optional[np.ndarray] = None,
+    ) -> TrackedDetections:
         """
         Link one frame's detections to the tracks and update the tracks.
 
         Args:
-            instances: the frame's detections: ``pred_boxes`` (XYXY, input pixels), ``scores``,
-                ``pred_classes``, and, with ``match_by="displacement"``, optionally
-                ``pred_displacements`` (D, 2): previous centre minus current centre, input
-                pixels (without it, the current centres are matched).
+            boxes: (D, 4) XYXY, input pixels.
+            scores: (D,).
+            classes: (D,) int.
+            displacements: (D, 2) previous centre minus current centre, input pixels, used with
+                ``match_by="displacement"`` (without them the current centres are matched).
 
         Returns:
-            The detections above ``score_thresh`` that are matched or start a track, in their
-            input order, with all their fields and ``pred_track_ids`` (long).
+            The detections matched or starting a track, and their track ids.
         """
         s = self.settings
-        dets = instances[instances.scores > s.score_thresh]
-        boxes = dets.pred_boxes.tensor  # (D, 4)
-        if self._boxes.device != boxes.device:
-            self._to(boxes.device)
-        classes = dets.pred_classes
-        same_class = classes[:, None] == self._classes[None, :]  # (D, T)
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        scores = np.asarray(scores, np.float32).reshape(-1)
+        classes = np.asarray(classes, np.int64).reshape(-1)
+        if displacements is not None and s.match_by == "displacement":
+            centers = box_centers(boxes) + np.asarray(displacements, np.float32).reshape(-1, 2)
+        else:
+            centers = box_centers(boxes)
+        track_of = np.full(len(boxes), -1, np.int64)  # (D,) the matched track's index
+
+        first = np.flatnonzero(scores > s.score_thresh)
+        free = np.ones(self.num_tracks, bool)
+        self._link(first, np.flatnonzero(free), boxes, centers, scores, classes, track_of)
+        if s.second_stage:
+            free[track_of[track_of >= 0]] = False
+            low = np.flatnonzero((scores > s.low_score_thresh) & (scores <= s.score_thresh))
+            active = np.flatnonzero(free & (self._lost == 0))  # ByteTrack: not the lost tracks
+            self._link(low, active, boxes, centers, scores, classes, track_of)
+
+        matched = np.flatnonzero(track_of >= 0)
+        track_ids = np.full(len(boxes), -1, np.int64)
+        track_ids[matched] = self._ids[track_of[matched]]
+        new = first[track_of[first] < 0]
+        new = new[scores[new] > s.new_track_score]
+        track_ids[new] = np.arange(self._next_id, self._next_id + len(new))
+        self._next_id += len(new)
+        self._update(boxes, scores, classes, track_ids, track_of)
+        index = np.flatnonzero(track_ids >= 0)
+        return TrackedDetections(index, track_ids[index])
+
+    def _link(self, dets, tracks, boxes, centers, scores, classes, track_of) -> None:
+        """Match detections ``dets`` (indices) to tracks ``tracks`` (indices) by the
+        ``match_by`` rule, greedily in descending score; write the pairs into ``track_of``."""
+        s = self.settings
+        if not len(dets) or not len(tracks):
+            return
+        same_class = classes[dets][:, None] == self._classes[tracks][None, :]  # (D, T)
         if s.match_by == "iou":
-            iou = pairwise_iou(Boxes(boxes), Boxes(self._boxes))  # (D, T)
+            iou = box_iou(boxes[dets], self._boxes[tracks])
             cost, valid = -iou, same_class & (iou >= s.min_iou)
         else:
-            centers = _centers(boxes)
-            if dets.has("pred_displacements"):
-                centers = centers + dets.pred_displacements
             # squared distances against areas: dist <= sqrt(area) of both boxes, as CenterTrack
-            dist2 = ((centers[:, None, :] - _centers(self._boxes)[None, :, :]) ** 2).sum(2)
-            valid = (dist2 <= _areas(self._boxes)[None, :]) & (dist2 <= _areas(boxes)[:, None])
-            cost, valid = dist2, valid & same_class
-        order = torch.argsort(dets.scores, descending=True, stable=True)  # (D,)
-        pairs = greedy_assignment(cost[order], valid[order])  # (P, 2)
-        det_idx, track_idx = order[pairs[:, 0]], pairs[:, 1]
+            track_centers = box_centers(self._boxes[tracks])
+            cost = ((centers[dets][:, None, :] - track_centers[None, :, :]) ** 2).sum(2)
+            valid = same_class & (cost <= box_areas(self._boxes[tracks])[None, :])
+            valid &= cost <= box_areas(boxes[dets])[:, None]
+        order = np.argsort(-scores[dets], kind="stable")  # (D,)
+        pairs = greedy_assignment(cost[order], valid[order])
+        track_of[dets[order[pairs[:, 0]]]] = tracks[pairs[:, 1]]
 
-        track_ids = torch.full((len(dets),), -1, dtype=torch.long, device=boxes.device)
-        track_ids[det_idx] = self._ids[track_idx]
-        unmatched = track_ids < 0
-        new = unmatched & (dets.scores > s.new_track_score)  # (D,)
-        num_new = int(new.sum())
-        track_ids[new] = torch.arange(
-            self._next_id, self._next_id + num_new, dtype=torch.long, device=boxes.device
+    def _update(self, boxes, scores, classes, track_ids, track_of) -> None:
+        """The next frame's tracks: the matched and new ones (lost 0), then the unmatched tracks
+        kept for up to ``max_age`` frames, moved by their velocity."""
+        linked = np.flatnonzero(track_ids >= 0)
+        velocity = np.zeros((len(boxes), 2), np.float32)
+        matched = track_of >= 0
+        velocity[matched] = box_centers(boxes[matched]) - box_centers(
+            self._boxes[track_of[matched]]
         )
-        self._next_id += num_new
+        kept = np.ones(self.num_tracks, bool)
+        kept[track_of[matched]] = False
+        kept &= self._lost < self.settings.max_age
+        moved = self._boxes[kept] + np.tile(self._velocity[kept], 2)
+        self._boxes = np.concatenate([boxes[linked], moved]).astype(np.float32)
+        self._scores = np.concatenate([scores[linked], self._scores[kept]])
+        self._classes = np.concatenate([classes[linked], self._classes[kept]])
+        self._ids = np.concatenate([track_ids[linked], self._ids[kept]])
+        self._lost = np.concatenate([np.zeros(len(linked), np.int64), self._lost[kept] + 1])
+        self._velocity = np.concatenate([velocity[linked], self._velocity[kept]])
+        self._started = True
 
-        # The next frame's tracks: matched and new ones (lost 0), then the lost ones kept.
-        velocity = torch.zeros_like(boxes[:, :2])
-        velocity[det_idx] = _centers(boxes[det_idx]) - _centers(self._boxes[track_idx])
-        linked = track_ids >= 0
-        kept = torch.ones(len(self._ids), dtype=torch.bool, device=boxes.device)
-        kept[track_idx] = False
-        kept &= self._lost < s.max_age
-        moved = self._boxes[kept] + self._velocity[kept].repeat(1, 2)
-        self._boxes = torch.cat([boxes[linked], moved])
-        self._scores = torch.cat([dets.scores[linked], self._scores[kept]])
-        self._classes = torch.cat([classes[linked], self._classes[kept]])
-        self._ids = torch.cat([track_ids[linked], self._ids[kept]])
-        self._lost = torch.cat([torch.zeros_like(track_ids[linked]), self._lost[kept] + 1])
-        self._velocity = torch.cat([velocity[linked], self._velocity[kept]])
-        self._image_size = tuple(instances.image_size)
-
-        out = dets[linked]
-        out.pred_track_ids = track_ids[linked]
-        return out
-
-    def active_tracks(self, min_score: float = 0.0) -> Optional[Instances]:
+    def active_tracks(self, min_score: float = 0.0) -> Optional[Dict[str, np.ndarray]]:
         """
         What a tracking model takes from the previous frame: the tracks matched or started in
         the last :meth:`step` (not the lost ones) with a score of at least ``min_score``
         (CenterTrack's ``--pre_thresh``).
 
         Returns:
-            ``Instances`` of the last frame's size with ``pred_boxes`` (XYXY, input pixels),
-            ``scores``, ``pred_classes`` and ``pred_track_ids``; None before the first frame of a
-            video.
+            "boxes" (A, 4) XYXY, input pixels, "scores", "classes", "track_ids"; None before
+            the first frame of a video.
         """
-        if self._image_size is None:
+        if not self._started:
             return None
         keep = (self._lost == 0) & (self._scores >= min_score)
-        return Instances(
-            self._image_size,
-            pred_boxes=Boxes(self._boxes[keep].clone()),
-            scores=self._scores[keep].clone(),
-            pred_classes=self._classes[keep].clone(),
-            pred_track_ids=self._ids[keep].clone(),
-        )
-
-    def _to(self, device: torch.device) -> None:
-        for name in ("_boxes", "_scores", "_classes", "_ids", "_lost", "_velocity"):
-            setattr(self, name, getattr(self, name).to(device))
+        return {
+            "boxes": self._boxes[keep].copy(),
+            "scores": self._scores[keep].copy(),
+            "classes": self._classes[keep].copy(),
+            "track_ids": self._ids[keep].copy(),
+        }

@@ -9,7 +9,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from centernet_d2.evaluation import MOTEvaluator, mot_metrics
-from centernet_d2.tracking import Tracker
+from centernet_d2.tracking import Tracker, track_instances
 from tests.common import pred_instances, square
 
 # Two static squares, ground-truth ids 1 (at x = 20) and 2 (at x = 70), in 4 frames: 8 boxes.
@@ -256,7 +256,7 @@ class TestTrackingPipeline(unittest.TestCase):
                     boxes, [0] * len(ids), scores, size=(160, 160),
                     displacements=disp if with_displacements else None,
                 )  # fmt: skip
-                tracks = tracker.step(detections)
+                tracks = track_instances(tracker, detections)
                 # every detection is linked or starts a track, in the detections' order
                 self.assertEqual(len(tracks), len(ids))
                 for g, track_id in zip(ids, tracks.pred_track_ids.tolist()):

@@ -2,6 +2,7 @@
 two images and a heatmap in, detections and displacements out, against PyTorch."""
 
 import contextlib
+import dataclasses
 import io
 import os
 import tempfile
@@ -15,8 +16,11 @@ from detectron2.modeling import build_model
 
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
 from centernet_d2.engine.defaults import setup_cfg
-from centernet_d2.export import ExportAdapter, ExportedModel, export_and_check
+from centernet_d2.deploy import DeployPredictor, DeployTracker
+from centernet_d2.deploy.tracking import prev_heatmap
+from centernet_d2.export import ExportAdapter, ExportedModel, export_and_check, export_metadata
 from centernet_d2.modeling.centertrack import render_prev_heatmap
+from centernet_d2.tracking import CenterTrackWithTracker, TrackerSettings
 from tests.common import TRACK_CONFIG, load_tool
 from tests.tiny_backbone import tiny_backbone_opts
 
@@ -33,6 +37,10 @@ OPTS += tiny_backbone_opts()  # a small graph to export: tests/tiny_backbone.py
 TOLERANCE = 1e-3
 NAMES_IN = ["images", "prev_images", "prev_heatmaps"]
 NAMES_OUT = ["boxes", "scores", "classes", "displacements"]
+# the tracker of the deployment test: both stages, lost tracks kept
+TRACKER = TrackerSettings(
+    score_thresh=0.14, new_track_score=0.15, max_age=2, second_stage=True, low_score_thresh=0.12
+)
 
 
 def tracking_model(fusion="stem"):
@@ -41,6 +49,7 @@ def tracking_model(fusion="stem"):
     torch.manual_seed(0)
     model = build_model(setup_cfg(TRACK_CONFIG, [*OPTS, "MODEL.CENTERTRACK.FUSION", fusion]))
     torch.nn.init.constant_(model.head.branches["size"][-1].bias, 4.0)
+    torch.nn.init.normal_(model.head.branches["heatmap"][-1].weight, std=0.2)  # scores apart
     if fusion == "input":
         torch.nn.init.normal_(model.fusion.conv.weight, std=0.5)
     elif model.fusion.gains is not None:
@@ -63,8 +72,12 @@ class TestTrackingExport(unittest.TestCase):
         cls.model.test_score_thresh = 0.1
         cls.out = tempfile.TemporaryDirectory()
         inputs = random_inputs(1)
+        tracking = {"settings": dataclasses.asdict(TRACKER), "prev_heatmap_score": 0.15}
+        metadata = export_metadata(
+            ExportAdapter(cls.model), (SIZE, SIZE), "BGR", 0.1, None, True, (SIZE, SIZE), tracking
+        )
         cls.path, cls.diffs = export_and_check(
-            cls.model, tuple(x[:1] for x in inputs), cls.out.name, "onnx", inputs
+            cls.model, tuple(x[:1] for x in inputs), cls.out.name, "onnx", inputs, metadata
         )
 
     @classmethod
@@ -118,6 +131,56 @@ class TestTrackingExport(unittest.TestCase):
                 float(abs(torch.from_numpy(actual) - reference).max()), TOLERANCE, name
             )
 
+    def test_deploy_tracker_equals_the_model_with_its_tracker(self):
+        # a video through the file with DeployTracker (numpy heatmap, tracker settings from the
+        # file) and through the PyTorch model with CenterTrackWithTracker: the same tracks
+        frames, _ = render_shapes_video(
+            ShapesVideoSpec(num_videos=1, seed=5, num_frames=6, image_size=SIZE, max_size=24), 0
+        )
+        deployed = DeployTracker(self.path)
+        self.assertEqual(deployed.tracker.settings, TRACKER)
+        wrapper = CenterTrackWithTracker(self.model, tracker_settings=TRACKER)
+        wrapper.prev_heatmap_score = 0.15
+        total, first = 0, None
+        for t, frame in enumerate(frames):
+            result = deployed(frame)
+            first = set(result["track_ids"].tolist()) if first is None else first
+            image = torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1))).float()
+            inputs = {"image": image, "height": SIZE, "width": SIZE, "video_id": 0, "frame_id": t}
+            with torch.no_grad():
+                (expected,) = wrapper([inputs])
+            tracks = expected["instances"]
+            order = np.argsort(result["track_ids"])
+            expected_order = torch.argsort(tracks.pred_track_ids).numpy()
+            self.assertEqual(
+                result["track_ids"][order].tolist(),
+                tracks.pred_track_ids[expected_order].tolist(),
+                f"frame {t}",
+            )
+            for name, reference in (
+                ("boxes", tracks.pred_boxes.tensor),
+                ("displacements", tracks.pred_displacements),
+            ):
+                diff = np.abs(result[name][order] - reference[expected_order].numpy())
+                self.assertLessEqual(float(diff.max(initial=0)), TOLERANCE, name)
+            total += len(order)
+        self.assertGreater(total, 20)
+        self.assertTrue(first & set(result["track_ids"].tolist()))  # tracks went on
+        with self.assertRaisesRegex(ValueError, "DeployTracker"):
+            DeployPredictor(self.path)
+
+    def test_prev_heatmap_in_numpy_equals_the_models(self):
+        g = torch.Generator().manual_seed(7)
+        corners = torch.rand(12, 2, generator=g) * 80 - 10
+        sizes = torch.rand(12, 2, generator=g) * 40
+        boxes = torch.cat([corners, corners + sizes], 1)
+        boxes[0, 2] = boxes[0, 0]  # no area: skipped
+        expected = render_prev_heatmap([boxes], (1, 1, 70, 90)).numpy()
+        actual = prev_heatmap(boxes.numpy(), 70, 90)
+        self.assertEqual(actual.shape, (1, 1, 70, 90))
+        self.assertGreater(int((expected == 1.0).sum()), 5)
+        np.testing.assert_allclose(actual, expected, atol=1e-6, rtol=0)
+
     def test_input_fusion_exports(self):
         # the other fusion: previous frame and heatmap concatenated to the image (a new stem)
         model = tracking_model("input")
@@ -143,11 +206,17 @@ class TestTrackingExport(unittest.TestCase):
                 cv2.imwrite(path, frame)
                 args += ["--sample-image", path]
             args += OPTS + ["MODEL.WEIGHTS", os.path.join(work, "model.pth")]
+            args += ["TEST.TRACKING.SECOND_STAGE", "True", "TEST.TRACKING.MAX_AGE", "4"]
+            cfg = setup_cfg(TRACK_CONFIG, args[args.index("MODEL.WEIGHTS") + 2 :] + OPTS)
             tool = load_tool("export_model")
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed):
                 path, diffs = tool.main(tool.get_parser().parse_args(args))
             self.assertTrue(os.path.isfile(path))
+            # the config's tracker travels in the file, for DeployTracker
+            stored = ExportedModel(path).metadata["tracking"]
+        self.assertEqual(TrackerSettings(**stored["settings"]), TrackerSettings.from_config(cfg))
+        self.assertEqual(stored["prev_heatmap_score"], cfg.TEST.TRACKING.PREV_HEATMAP_SCORE)
         self.assertIn("max |displacements| ", printed.getvalue())
         self.assertLessEqual(
             max(diffs["boxes"], diffs["scores"], diffs["displacements"]), TOLERANCE
