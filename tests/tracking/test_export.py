@@ -15,9 +15,9 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
-from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.deploy import DeployPredictor, DeployTracker
 from centernet_d2.deploy.tracking import prev_heatmap
+from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.export import ExportAdapter, ExportedModel, export_and_check, export_metadata
 from centernet_d2.modeling.centertrack import render_prev_heatmap
 from centernet_d2.tracking import CenterTrackWithTracker, TrackerSettings
