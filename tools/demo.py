@@ -5,9 +5,12 @@
         --input datasets/shapes/val --output out/ --show-heatmap \\
         --opts MODEL.WEIGHTS output/main_job/model_final.pth
 
-``--video-input`` takes a video file or a folder of frames (images sorted by name) and writes
-``<name>.mp4``: with a tracking config (CenterTrack) the tracks, each box labelled with its id and
-followed by a trail of its last centres; else the detections.
+``--video-input`` takes video files or folders of frames (images sorted by name; a MOTChallenge
+sequence folder's ``img1/``) and writes ``<name>.mp4`` per video: with a tracking config
+(CenterTrack) the tracks, each box labelled with its id and followed by a trail of its last
+centres, and ``<name>.txt``, the tracks as a MOTChallenge result file
+(:mod:`centernet_d2.evaluation.mot_files`; ``tools/eval_mot.py`` evaluates a folder of them);
+else the detections.
 """
 
 import centernet_d2  # noqa: F401  isort:skip  (first: Detectron2's import stays quiet)
@@ -25,6 +28,7 @@ from centernet_d2.data.image_io import read_image
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor, CenterTrackPredictor
 from centernet_d2.engine.trainer import is_tracking_config
+from centernet_d2.evaluation.mot_files import write_mot_results
 from centernet_d2.utils.cli import config_tool_parser, run_tool
 from centernet_d2.utils.visualize import (
     draw_predictions,
@@ -42,7 +46,10 @@ def get_parser():
     parser = config_tool_parser(__doc__.splitlines()[0])
     parser.add_argument("--input", nargs="+", help="image files, globs ('dir/*.jpg') or folders")
     parser.add_argument(
-        "--video-input", help="a video file, or a folder of frames (images sorted by name)"
+        "--video-input",
+        nargs="+",
+        help="video files or folders of frames (images sorted by name; a MOTChallenge sequence "
+        "folder: its img1/), one video each",
     )
     parser.add_argument("--output", required=True, help="folder for the pictures (or the video)")
     parser.add_argument("--confidence-threshold", type=float, default=0.3)
@@ -87,8 +94,10 @@ def run_images(predictor, paths, output, show_heatmap):
 
 
 def video_frames(path):
-    """The BGR frames of a video file or of a folder of images (sorted by name), their number
-    (None if unknown), frame rate and (width, height)."""
+    """The BGR frames of a video file or of a folder of images (sorted by name; a MOTChallenge
+    sequence's ``img1/``), their number (None if unknown), frame rate and (width, height)."""
+    if os.path.isdir(os.path.join(path, "img1")):
+        path = os.path.join(path, "img1")
     if os.path.isdir(path):
         paths = expand_inputs([path])
         first = read_image(paths[0], format="BGR")
@@ -120,12 +129,15 @@ def run_video(predictor, path, output):
     out_path = os.path.join(output, name + ".mp4")
     writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     tracking = isinstance(predictor, CenterTrackPredictor)
-    trails = {}
+    if tracking:
+        predictor.reset()  # a new video: track ids from 1
+    trails, tracks = {}, []
     try:
-        for frame in tqdm.tqdm(frames, total=count, desc="frames", unit="frame"):
+        for frame in tqdm.tqdm(frames, total=count, desc=name, unit="frame"):
             instances = predictor(frame)["instances"]
             rgb = np.ascontiguousarray(frame[:, :, ::-1])
             if tracking:
+                tracks.append((len(tracks) + 1, mot_rows(instances)))
                 trails = update_trails(trails, instances, TRAIL_LENGTH)
                 drawn = draw_tracks(rgb, instances, predictor.metadata, trails)
             else:
@@ -133,7 +145,21 @@ def run_video(predictor, path, output):
             writer.write(np.ascontiguousarray(drawn[:, :, ::-1]))
     finally:
         writer.release()
+    if tracking:
+        num_classes = len(predictor.metadata.get("thing_classes", [None]))
+        write_mot_results(os.path.join(output, name + ".txt"), tracks, num_classes)
     return out_path
+
+
+def mot_rows(instances):
+    """A frame's tracks as :func:`write_mot_results` takes them."""
+    instances = instances.to("cpu")
+    return {
+        "pred_ids": instances.pred_track_ids.numpy(),
+        "pred_boxes": instances.pred_boxes.tensor.numpy(),
+        "scores": instances.scores.numpy(),
+        "pred_classes": instances.pred_classes.numpy(),
+    }
 
 
 def main(args):
@@ -148,8 +174,8 @@ def main(args):
         paths = expand_inputs(args.input)
         run_images(predictor, paths, args.output, args.show_heatmap)
         logger.info(f"wrote {len(paths)} pictures to {args.output}")
-    if args.video_input:
-        logger.info(f"wrote {run_video(predictor, args.video_input, args.output)}")
+    for video in args.video_input or ():
+        logger.info(f"wrote {run_video(predictor, video, args.output)}")
 
 
 if __name__ == "__main__":

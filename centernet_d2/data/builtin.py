@@ -5,8 +5,11 @@ images, seed 1), and the wide-scale ``shapes_wide_train`` / ``shapes_wide_val`` 
 1-60 objects of 4-256 px, log-uniform sizes), under ``$DETECTRON2_DATASETS/shapes`` (default
 ``datasets/shapes``), the way
 Detectron2's ``data/datasets/builtin.py`` registers COCO. It also registers the video sets
-``shapes_video_train`` (300 videos of 30 frames, seed 10) and ``shapes_video_val`` (8 videos,
-seed 11) of moving shapes (see :mod:`.synthetic_video`), 128 px frames, under
+of moving shapes (see :mod:`.synthetic_video`), 30 frames a video: ``shapes_video_train`` (300
+videos, seed 10), ``shapes_video_val`` (8 videos, seed 11) and ``shapes_video_holdout`` (8
+videos, seed 12: for choosing settings), 128 px frames, 1-6 objects; the crowds
+``shapes_video_crowd_train`` / ``_holdout`` / ``_val`` (100 / 6 / 6 videos, seeds 20-22), 256 px
+frames, 30-80 look-alike objects (about 20-50 in view) moving up to 8 px per frame, two pillars hiding them; under
 ``$DETECTRON2_DATASETS/shapes_video``, as COCO-video datasets (:mod:`.video`). Registration writes
 nothing: a split is generated the first time ``DatasetCatalog.get`` asks for it. Call
 :func:`ensure_builtin_generated` before anything that reads ``metadata.json_file`` directly, such as
@@ -55,10 +58,23 @@ BUILTIN_SHAPES_SPLITS: Dict[str, Tuple[str, ShapesSpec]] = {
     "shapes_wide_val": ("wide_val", ShapesSpec(num_images=200, seed=3, **_WIDE)),
 }
 
+_CROWD = dict(
+    image_size=256, min_objects=30, max_objects=80, min_size=10.0, max_size=28.0, max_speed=8.0,
+    num_colors=3, num_occluders=2,
+)  # fmt: skip
 BUILTIN_SHAPES_VIDEO_SPLITS: Dict[str, Tuple[str, ShapesVideoSpec]] = {
     # dataset name: (split directory, spec); 128 px frames, 1-6 objects of 12-36 px
     "shapes_video_train": ("train", ShapesVideoSpec(num_videos=300, seed=10)),
     "shapes_video_val": ("val", ShapesVideoSpec(num_videos=8, seed=11)),
+    "shapes_video_holdout": ("holdout", ShapesVideoSpec(num_videos=8, seed=12)),  # for settings
+    # crowds: 256 px frames, 30-80 objects of 10-28 px in 3 colours, up to 8 px per frame, two
+    # pillars in front
+    "shapes_video_crowd_train": ("crowd_train", ShapesVideoSpec(num_videos=100, seed=20, **_CROWD)),
+    "shapes_video_crowd_holdout": (
+        "crowd_holdout",
+        ShapesVideoSpec(num_videos=6, seed=21, **_CROWD),
+    ),
+    "shapes_video_crowd_val": ("crowd_val", ShapesVideoSpec(num_videos=6, seed=22, **_CROWD)),
 }
 
 

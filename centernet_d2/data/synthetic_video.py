@@ -17,6 +17,10 @@ around the straight path). What makes it a tracking task:
   (inside the image and not covered), so it may drop out while hidden and come back under the
   same ``track_id``.
 
+A crowd (``shapes_video_crowd_*``) adds to this: tens of objects, a few colours shared by all
+(``num_colors``: objects look alike), static bars in front of them (``num_occluders``: long
+occlusions) and fast motion (``max_speed``), so that paths cross all the time.
+
 Boxes are XYWH in image pixels, the amodal box clipped to the image; ``area`` is the object's
 pixel count inside the image; each annotation also has ``visibility``. ``track_id`` is unique
 within the split: ``v * max_objects + k + 1`` for object ``k`` of video ``v`` (0-based; an object
@@ -93,6 +97,10 @@ class ShapesVideoSpec:
         min_visibility: an object is annotated in the frames where at least this fraction of its
             area is visible, in (0, 1].
         image_format: one of :data:`~.shapes_spec.IMAGE_FORMATS`.
+        num_colors: 0: each object a colour of its own; n >= 1: the objects' colours are drawn
+            from n colours, so that objects look alike (a crowd).
+        num_occluders: static upright bars in front of the objects (pillars), each
+            ``max_size`` to twice as wide, hiding the objects that pass behind them.
     """
 
     num_videos: int
@@ -107,6 +115,8 @@ class ShapesVideoSpec:
     motion_noise: float = 0.3
     min_visibility: float = 0.25
     image_format: str = "jpg"
+    num_colors: int = 0
+    num_occluders: int = 0
 
     def __post_init__(self):
         normalize_spec_fields(self)
@@ -135,6 +145,11 @@ class ShapesVideoSpec:
             raise ValueError(
                 f"image_format must be one of {IMAGE_FORMATS}, got {self.image_format!r}"
             )
+        if self.num_colors < 0 or self.num_occluders < 0:
+            raise ValueError(
+                f"need num_colors >= 0 and num_occluders >= 0, got {self.num_colors}, "
+                f"{self.num_occluders}"
+            )
 
 
 def _unit_direction(angle: float) -> np.ndarray:
@@ -149,6 +164,9 @@ def _objects(rng: np.random.Generator, spec: ShapesVideoSpec, background: np.nda
     T = spec.num_frames
     objects: List[Dict[str, Any]] = []
     colors = [background.reshape(-1, 3).mean(0)]
+    palette = []  # with num_colors: the colours the objects share
+    for _ in range(spec.num_colors):
+        palette.append(_pick_color(rng, np.stack(colors + palette)))
     for k in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
         cls = int(rng.integers(0, len(SHAPE_CLASSES)))
         pts = _SHAPE_FNS[cls](rng)
@@ -188,10 +206,27 @@ def _objects(rng: np.random.Generator, spec: ShapesVideoSpec, background: np.nda
         t = np.arange(T)[:, None]
         path = start + velocity * (t - t0) + jitter
         path[: int(t0)] = np.nan
-        color = _pick_color(rng, np.stack(colors))
-        colors.append(color)
+        if palette:
+            color = palette[int(rng.integers(0, len(palette)))]
+        else:
+            color = _pick_color(rng, np.stack(colors))
+            colors.append(color)
         objects.append({"pts": pts, "cls": cls, "color": color, "path": path, "velocity": velocity})
     return objects
+
+
+def _occluders(rng: np.random.Generator, spec: ShapesVideoSpec):
+    """``num_occluders`` static bars, ((x0, y0, x1, y1) pixels, colour): upright, ``max_size``
+    to twice as wide, half to all of the frame's height."""
+    h, w = spec.image_size
+    bars = []
+    for _ in range(spec.num_occluders):
+        width = int(rng.uniform(spec.max_size, 2 * spec.max_size))
+        height = int(rng.uniform(h / 2, h))
+        x0, y0 = int(rng.integers(0, max(w - width, 1))), int(rng.integers(0, h - height + 1))
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        bars.append(((x0, y0, x0 + width, y0 + height), color))
+    return bars
 
 
 def render_shapes_video(
@@ -215,6 +250,7 @@ def render_shapes_video(
     _draw_distractors(rng, background, int(rng.integers(2, 9)))
     objects = _objects(rng, spec, background)
     noise = rng.uniform(2, 6)
+    occluders = _occluders(rng, spec)
     frames, annotations = [], []
     for t in range(spec.num_frames):
         img = background.copy()
@@ -234,6 +270,9 @@ def render_shapes_video(
             cv2.fillPoly(img, [_to_cv(pts)], color, cv2.LINE_AA, SHIFT)
             ids[mask.astype(bool)] = k + 1
             placed.append((k, pts, pixels))
+        for (x0, y0, x1, y1), color in occluders:
+            img[y0:y1, x0:x1] = color
+            ids[y0:y1, x0:x1] = 0
         visible = np.bincount(ids.ravel(), minlength=len(objects) + 1)
         frame_objects = []
         for k, pts, pixels in placed:
@@ -275,6 +314,9 @@ def _generator_record(spec: ShapesVideoSpec) -> Dict[str, Any]:
         **dataclasses.asdict(spec),
     }
     record["image_size"] = list(spec.image_size)  # as json gives it back
+    for key in ("num_colors", "num_occluders"):  # later fields: off leaves older splits valid
+        if not record[key]:
+            del record[key]
     return record
 
 

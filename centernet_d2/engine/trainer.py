@@ -262,7 +262,8 @@ class Trainer(DefaultTrainer):
             coco = COCOEvaluator(dataset_name, output_dir=output_folder)
             if not is_tracking_config(cfg):
                 return coco
-            return DatasetEvaluators([FrameDetectionsEvaluator(coco), MOTEvaluator(dataset_name)])
+            mot = MOTEvaluator(dataset_name, output_dir=output_folder)  # + MOTChallenge files
+            return DatasetEvaluators([FrameDetectionsEvaluator(coco), mot])
         raise ValueError(
             f"dataset {dataset_name!r} has evaluator_type {kind!r}; centernet-d2 evaluates "
             "'coco', 'pascal_voc' and 'mot' (video) datasets"

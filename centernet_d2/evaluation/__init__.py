@@ -3,6 +3,7 @@ by :func:`build_coco_evaluator` for keypoints)."""
 
 from .coco import build_coco_evaluator, keypoint_oks_sigmas
 from .mot import FrameDetectionsEvaluator, MOTEvaluator, mot_metrics
+from .mot_files import evaluate_mot_results, read_mot_results, write_mot_results
 from .pascal_voc import PascalVOCEvaluator
 
 __all__ = [
@@ -10,6 +11,9 @@ __all__ = [
     "MOTEvaluator",
     "PascalVOCEvaluator",
     "build_coco_evaluator",
+    "evaluate_mot_results",
     "keypoint_oks_sigmas",
     "mot_metrics",
+    "read_mot_results",
+    "write_mot_results",
 ]

@@ -19,8 +19,9 @@ Shape shorthand: G ground-truth objects and P predictions of a frame. Boxes are 
 import copy
 import itertools
 import logging
+import os
 from collections import OrderedDict, defaultdict
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from detectron2.utils.logger import create_small_table
 from tabulate import tabulate
 
 from ..utils.boxes import box_iou
+from .mot_files import write_mot_results
 
 __all__ = ["FrameDetectionsEvaluator", "MOTEvaluator", "mot_metrics", "box_iou"]
 
@@ -160,6 +162,7 @@ class MOTEvaluator(DatasetEvaluator):
         *,
         iou_thresh: float = 0.5,
         class_aware: bool = True,
+        output_dir: Optional[str] = None,
     ):
         """
         Args:
@@ -167,7 +170,10 @@ class MOTEvaluator(DatasetEvaluator):
             distributed: gather the predictions of all processes (as Detectron2's evaluators);
                 results on the main process, ``{}`` on the others.
             iou_thresh, class_aware: as :func:`mot_metrics`.
+            output_dir: where to write the tracks as MOTChallenge result files,
+                ``output_dir/<dataset_name>/mot_results/<video>.txt`` (:mod:`.mot_files`).
         """
+        self._output_dir = output_dir
         self._dataset_name = dataset_name
         self._distributed = distributed
         self._iou_thresh = iou_thresh
@@ -191,6 +197,7 @@ class MOTEvaluator(DatasetEvaluator):
                 "pred_boxes": instances.pred_boxes.tensor.numpy().astype(np.float64),
                 "pred_classes": instances.pred_classes.numpy(),
                 "pred_ids": instances.pred_track_ids.numpy(),
+                "scores": instances.scores.numpy() if instances.has("scores") else None,
             }
 
     def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
@@ -205,6 +212,8 @@ class MOTEvaluator(DatasetEvaluator):
             self._logger.warning("[MOTEvaluator] Did not receive valid predictions.")
             return OrderedDict()
         videos = self._videos(predictions)
+        if self._output_dir:
+            self._write_results(videos)
         overall, per_video = mot_metrics(videos, self._iou_thresh, self._class_aware)
         rows = [[name, *(per_video[name][k] for k in RESULT_KEYS)] for name in per_video]
         self._logger.info(
@@ -216,6 +225,14 @@ class MOTEvaluator(DatasetEvaluator):
             f"{sum(len(f) for f in videos.values())} frames): \n" + create_small_table(overall)
         )
         return OrderedDict(tracking=overall)
+
+    def _write_results(self, videos: Mapping[str, List[Dict[str, np.ndarray]]]) -> None:
+        folder = os.path.join(self._output_dir, self._dataset_name, "mot_results")
+        num_classes = len(MetadataCatalog.get(self._dataset_name).get("thing_classes", [None]))
+        for name, frames in videos.items():
+            numbered = [(f["frame_id"], _with_scores(f)) for f in frames]
+            write_mot_results(os.path.join(folder, name + ".txt"), numbered, num_classes)
+        self._logger.info(f"MOTChallenge result files of {len(videos)} videos in {folder}")
 
     def _videos(self, predictions: Mapping[int, Dict[str, np.ndarray]]):
         """The frames of :func:`mot_metrics` for the predicted images, by video name."""
@@ -230,13 +247,20 @@ class MOTEvaluator(DatasetEvaluator):
                         "MOTEvaluator needs a video dataset (register_coco_video_dataset)"
                     )
             frame = copy.copy(predictions[d["image_id"]])
-            frame.update(_ground_truth(d, self._dataset_name))
+            frame.update(_ground_truth(d, self._dataset_name), frame_id=d["frame_id"])
             frames_of[d["video_id"]].append((d["frame_id"], frame))
         names = MetadataCatalog.get(self._dataset_name).get("video_names", {})
         return {
             str(names.get(vid, vid)): [f for _, f in sorted(frames, key=lambda x: x[0])]
             for vid, frames in sorted(frames_of.items())
         }
+
+
+def _with_scores(frame: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The frame's tracks, score 1 where the tracker gave none."""
+    if frame.get("scores") is not None:
+        return frame
+    return dict(frame, scores=np.ones(len(frame["pred_ids"])))
 
 
 def _ground_truth(d: dict, dataset_name: str) -> Dict[str, np.ndarray]:

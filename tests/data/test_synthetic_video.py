@@ -167,9 +167,52 @@ class TestShapesVideo(unittest.TestCase):
             render_shapes_video(SPEC, 8)
 
 
+class TestCrowd(unittest.TestCase):
+    """The crowd's fields: look-alike colours and pillars that hide what passes behind."""
+
+    def test_occluders_hide_objects_and_colours_are_shared(self):
+        base = dict(num_videos=1, seed=3, num_frames=12, image_size=96, min_objects=12)
+        base.update(max_objects=12, min_size=8.0, max_size=16.0, max_speed=4.0)
+        frames, objects = render_shapes_video(ShapesVideoSpec(**base), 0)
+        crowd = ShapesVideoSpec(**base, num_colors=2, num_occluders=1)
+        frames2, objects2 = render_shapes_video(crowd, 0)
+        # the pillar: a rectangle of one colour in every frame, the same place
+        diff = np.abs(frames2[0].astype(int) - frames2[-1].astype(int)).sum(2)
+        self.assertGreater(int((diff == 0).sum()), 0)
+        # fewer annotations: objects behind the pillar drop out while hidden
+        count = lambda objs: sum(len(f) for f in objs)  # noqa: E731
+        self.assertLess(count(objects2), count(objects))
+        # the objects' colours: at most 2 distinct (median colour inside each object's box
+        # centre's pixel of the first frame where it is fully visible)
+        colours = set()
+        for frame, objs in zip(frames2, objects2):
+            for o in objs:
+                if o["visibility"] == 1.0:
+                    x, y, w, h = o["bbox"]
+                    patch = frame[
+                        int(y + h / 2) - 1 : int(y + h / 2) + 2,
+                        int(x + w / 2) - 1 : int(x + w / 2) + 2,
+                    ]
+                    colours.add(tuple(int(c) // 32 for c in np.median(patch.reshape(-1, 3), 0)))
+        self.assertLessEqual(len(colours), 4)  # 2 colours, noise may cross a bin edge
+        self.assertGreaterEqual(len(colours), 2)
+
+    def test_defaults_leave_older_splits_as_they_were(self):
+        # the generator record of a spec without the crowd fields has none of them, so that
+        # splits written before they existed are not remade
+        from centernet_d2.data.synthetic_video import _generator_record
+
+        self.assertNotIn("num_colors", _generator_record(SPEC))
+        self.assertEqual(
+            _generator_record(ShapesVideoSpec(num_videos=1, seed=0, num_colors=3))["num_colors"], 3
+        )
+        with self.assertRaisesRegex(ValueError, "num_colors"):
+            ShapesVideoSpec(num_videos=1, seed=0, num_colors=-1)
+
+
 class TestBuiltinShapesVideo(unittest.TestCase):
     def test_registered(self):
-        for name in ("shapes_video_train", "shapes_video_val"):
+        for name in ("shapes_video_train", "shapes_video_val", "shapes_video_crowd_val"):
             self.assertIn(name, DatasetCatalog.list())
             meta = MetadataCatalog.get(name)
             self.assertEqual(meta.thing_classes, list(SHAPE_CLASSES))

@@ -17,6 +17,7 @@ from detectron2.modeling import build_model
 from centernet_d2.data import ShapesVideoSpec, render_shapes_video
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterTrackPredictor
+from centernet_d2.evaluation import read_mot_results
 from centernet_d2.utils.visualize import draw_tracks, update_trails
 from tests.common import TRACK_CONFIG, load_tool, pred_instances, square
 
@@ -59,12 +60,12 @@ class TestTrackingDemo(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def run_demo(self, video_input):
+    def run_demo(self, *video_input):
         """Run the demo; return its output folder and, per frame, the tracks and trails it
         drew."""
         demo = load_tool("demo")
         out = os.path.join(self.tmp.name, "out")
-        args = ["--config-file", TRACK_CONFIG, "--video-input", video_input, "--output", out]
+        args = ["--config-file", TRACK_CONFIG, "--video-input", *video_input, "--output", out]
         args += ["--confidence-threshold", "0.05", "--opts"] + self.opts()
         drawn = []
 
@@ -103,11 +104,30 @@ class TestTrackingDemo(unittest.TestCase):
             trails = {i: (trails.get(i, []) + [c])[-15:] for i, c in centres.items()}
             self.assertEqual(drawn_trails, trails)
         self.assertGreater(max(len(x) for x in trails.values()), 1)  # a track lived on
+        # the MOTChallenge result file beside the video: the tracks drawn, frame by frame
+        results = read_mot_results(os.path.join(out, "clip7.txt"))
+        for t, (instances, _) in enumerate(drawn):
+            rows = results.get(t + 1, {"pred_ids": np.zeros(0)})
+            self.assertEqual(rows["pred_ids"].tolist(), instances.pred_track_ids.tolist())
+            if len(instances):
+                np.testing.assert_allclose(
+                    rows["pred_boxes"], instances.pred_boxes.tensor.numpy(), atol=1e-4
+                )
 
-    def test_video_file(self):
-        out, drawn = self.run_demo(self.video)
+    def test_video_file_and_a_motchallenge_sequence_in_one_run(self):
+        sequence = os.path.join(self.tmp.name, "MOT-02")
+        if not os.path.isdir(sequence):
+            os.makedirs(sequence)
+            os.symlink(self.frames, os.path.join(sequence, "img1"))
+        out, drawn = self.run_demo(self.video, sequence)
         self.assertEqual(len(read_frames(os.path.join(out, "clip8.mp4"))), 4)
-        self.assertEqual(len(drawn), 4)
+        self.assertEqual(len(read_frames(os.path.join(out, "MOT-02.mp4"))), 4)
+        self.assertEqual(len(drawn), 8)
+        # each video's tracks start at id 1
+        first = [drawn[0][0].pred_track_ids.tolist(), drawn[4][0].pred_track_ids.tolist()]
+        self.assertEqual(first[0], first[1])
+        self.assertEqual(sorted(first[0])[:1], [1])
+        self.assertTrue(os.path.isfile(os.path.join(out, "MOT-02.txt")))
 
 
 class TestDrawing(unittest.TestCase):

@@ -12,8 +12,15 @@ from detectron2.data.detection_utils import read_image
 
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterTrackPredictor
-from centernet_d2.evaluation import MOTEvaluator
-from tests.common import TINY, TRACK_CONFIG, coco_video_json, run_main, write_coco_video
+from centernet_d2.evaluation import MOTEvaluator, evaluate_mot_results
+from tests.common import (
+    TINY,
+    TRACK_CONFIG,
+    coco_video_json,
+    load_tool,
+    run_main,
+    write_coco_video,
+)
 
 # the tracker takes every detection above 0.05: a model of a few iterations has tracks
 LOW_THRESHOLDS = [
@@ -56,6 +63,28 @@ class TestTrackingTrainNet(unittest.TestCase):
         self.assertRegex(log, r"\|\s+MOTA\s+\|\s+IDF1\s+\|\s+HOTA\s+\|")
         self.assertIn("Evaluation results for bbox", log)
         self.assertIn("loss_displacement", log)
+
+    def test_mot_result_files_evaluate_to_the_trainers_numbers(self):
+        folder = os.path.join(self.out, "inference", "toy_video", "mot_results")
+        self.assertEqual(sorted(os.listdir(folder)), ["vid1.txt", "vid2.txt"])  # per video
+        with open(os.path.join(folder, "vid1.txt")) as f:
+            first = f.readline().strip().split(",")
+        self.assertEqual(first[0], "1")
+        self.assertIn(first[7], ("1", "2"))  # two classes: the class in the 8th column
+        self.assertEqual(first[8:], ["-1", "-1"])
+        tool = load_tool("eval_mot")
+        args = tool.get_parser().parse_args(["--results", folder, "--dataset", "toy_video"])
+        tracking = tool.main(args)["tracking"]
+        self.assertEqual(tracking, evaluate_mot_results(folder, "toy_video")["tracking"])
+        self.assertEqual(tracking.keys(), self.results["tracking"].keys())
+        for key, value in self.results["tracking"].items():
+            self.assertAlmostEqual(tracking[key], value, places=4, msg=key)
+
+    def test_eval_mot_names_a_missing_file(self):
+        tool = load_tool("eval_mot")
+        args = tool.get_parser().parse_args(["--results", self.tmp.name, "--dataset", "toy_video"])
+        with self.assertRaisesRegex(FileNotFoundError, r"vid1\.txt not found"):
+            tool.main(args)
 
     def test_eval_only_gives_the_same_numbers(self):
         weights = os.path.join(self.out, "model_final.pth")
