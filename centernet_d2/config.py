@@ -306,6 +306,18 @@ def add_centertrack_config(cfg: CN) -> CN:
     # LOW_SCORE_THRESH). The next frame's input heatmap shows the tracks matched or started in
     # this frame that score at least PREV_HEATMAP_SCORE (CenterTrack's --track_thresh,
     # --new_thresh, --max_age - 1, --pre_thresh).
+    # What the model gets wrong, written after every evaluation of a detection or keypoint set
+    # into OUTPUT_DIR/inference/<dataset>/ (centernet_d2.evaluation.analysis): per-class
+    # precision-recall curves, the confusion matrix and the error breakdown of the detections
+    # scoring at least SCORE_THRESH (IoU_THRESH to match), the WORST_IMAGES images of the most
+    # errors drawn; for video sets the per-video tracking table and identity switches over time.
+    # ENABLED False: only the AP tables.
+    _C.TEST.ANALYSIS = CN()
+    _C.TEST.ANALYSIS.ENABLED = True
+    _C.TEST.ANALYSIS.SCORE_THRESH = 0.3
+    _C.TEST.ANALYSIS.IOU_THRESH = 0.5
+    _C.TEST.ANALYSIS.WORST_IMAGES = 8
+
     _C.TEST.TRACKING = CN()
     k = _C.TEST.TRACKING
     k.MATCH_BY = "displacement"

@@ -42,6 +42,7 @@ TINY = [
     "INPUT.MAX_SIZE_TEST", "128",
     "DATALOADER.NUM_WORKERS", "0",
     "SEED", "1",
+    "TEST.ANALYSIS.ENABLED", "False",  # the pictures after evaluation: TrainedBoxesRun draws them
 ]  # fmt: skip
 
 
@@ -287,6 +288,7 @@ class TrainedBoxesRun:
         self.argv = boxes_coco_argv(config_file, name, self._tmp.name, json_file) + list(extra_argv)
         self.out = os.path.join(self._tmp.name, "out")
         opts = ["SOLVER.MAX_ITER", str(iterations), "SOLVER.IMS_PER_BATCH", "8"]
+        opts += ["TEST.ANALYSIS.ENABLED", "True"]  # the error analysis after the evaluation
         self.results = run_main(self.argv + opts + ["OUTPUT_DIR", self.out])
 
     @property

@@ -29,10 +29,12 @@ from ..data.mapper import CenterNetDatasetMapper
 from ..data.train_loader import SeededMapDataset, build_resumable_train_loader
 from ..data.video import build_video_test_loader, drop_hidden_objects
 from ..evaluation import (
+    DetectionAnalysis,
     FrameDetectionsEvaluator,
     MOTEvaluator,
     PascalVOCEvaluator,
     build_coco_evaluator,
+    keypoint_oks_sigmas,
 )
 from ..layers import ModulatedDeformConv2d
 from ..modeling.centertrack import CenterTrack
@@ -244,6 +246,29 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         output_folder = output_folder or f"{cfg.OUTPUT_DIR}/inference"
+        evaluator = cls.build_ap_evaluator(cfg, dataset_name, output_folder)
+        if not cfg.TEST.ANALYSIS.ENABLED:
+            return evaluator
+        a = cfg.TEST.ANALYSIS
+        sigmas = None
+        if cfg.MODEL.KEYPOINT_ON:
+            sigmas = keypoint_oks_sigmas(dataset_name, cfg.TEST.KEYPOINT_OKS_SIGMAS)
+        analysis = DetectionAnalysis(
+            dataset_name,
+            output_folder,
+            score_thresh=a.SCORE_THRESH,
+            iou_thresh=a.IOU_THRESH,
+            worst_images=a.WORST_IMAGES,
+            oks_sigmas=sigmas,
+        )
+        if isinstance(evaluator, DatasetEvaluators):  # a video set: the frames' detections
+            analysis = FrameDetectionsEvaluator(analysis)
+        return DatasetEvaluators([evaluator, analysis])
+
+    @classmethod
+    def build_ap_evaluator(cls, cfg, dataset_name, output_folder):
+        """The evaluator of the numbers: COCO AP, Pascal VOC AP, or for a video set COCO AP of
+        the frames and, for a tracker, MOTA / IDF1 / HOTA."""
         kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "coco")
         if kind == "coco":
             # the fast path: Detectron2's compiled COCOeval, or faster-coco-eval's in the
@@ -262,7 +287,10 @@ class Trainer(DefaultTrainer):
             coco = COCOEvaluator(dataset_name, output_dir=output_folder)
             if not is_tracking_config(cfg):
                 return coco
-            mot = MOTEvaluator(dataset_name, output_dir=output_folder)  # + MOTChallenge files
+            # + MOTChallenge files, and with TEST.ANALYSIS the per-video table and switches
+            mot = MOTEvaluator(
+                dataset_name, output_dir=output_folder, analysis=cfg.TEST.ANALYSIS.ENABLED
+            )
             return DatasetEvaluators([FrameDetectionsEvaluator(coco), mot])
         raise ValueError(
             f"dataset {dataset_name!r} has evaluator_type {kind!r}; centernet-d2 evaluates "

@@ -35,7 +35,14 @@ from tabulate import tabulate
 from ..utils.boxes import box_iou
 from .mot_files import write_mot_results
 
-__all__ = ["FrameDetectionsEvaluator", "MOTEvaluator", "mot_metrics", "box_iou"]
+__all__ = [
+    "FrameDetectionsEvaluator",
+    "MOTEvaluator",
+    "box_iou",
+    "identity_switches",
+    "mot_metrics",
+    "plot_identity_switches",
+]
 
 # The keys of the results, in the order they are reported; PERCENT_KEYS are in percent.
 RESULT_KEYS = ("MOTA", "IDF1", "HOTA", "DetA", "AssA", "IDSW", "FP", "FN", "GT")
@@ -118,14 +125,7 @@ def mot_metrics(
     accumulators, hota = [], {}
     hota_metric = HOTA()
     for name, frames in videos.items():
-        acc = mm.MOTAccumulator(auto_id=False)
-        matched = []
-        for t, frame in enumerate(frames):
-            gt_ids, pred_ids, iou = _frame_similarity(frame, class_aware)
-            # motmetrics: a distance per pair, NaN where they may not match
-            dist = np.where(iou >= iou_thresh - _EPS, 1.0 - iou, np.nan)
-            acc.update(gt_ids.tolist(), pred_ids.tolist(), dist, frameid=t)
-            matched.append((gt_ids, pred_ids, iou))
+        acc, matched = _accumulate(frames, iou_thresh, class_aware)
         accumulators.append(acc)
         hota[name] = hota_metric.eval_sequence(_hota_data(matched))
     names = list(videos)
@@ -140,6 +140,62 @@ def mot_metrics(
         return {k: 100.0 * float(out[k]) if k in PERCENT_KEYS else int(out[k]) for k in RESULT_KEYS}
 
     return results("OVERALL"), {n: results(n) for n in names}
+
+
+def _accumulate(frames: Sequence[Mapping[str, np.ndarray]], iou_thresh: float, class_aware: bool):
+    """One video's motmetrics accumulator (frame ids 0, 1, ...) and per frame (gt ids, pred ids,
+    IoU) for TrackEval."""
+    import motmetrics as mm
+
+    acc = mm.MOTAccumulator(auto_id=False)
+    matched = []
+    for t, frame in enumerate(frames):
+        gt_ids, pred_ids, iou = _frame_similarity(frame, class_aware)
+        # motmetrics: a distance per pair, NaN where they may not match
+        dist = np.where(iou >= iou_thresh - _EPS, 1.0 - iou, np.nan)
+        acc.update(gt_ids.tolist(), pred_ids.tolist(), dist, frameid=t)
+        matched.append((gt_ids, pred_ids, iou))
+    return acc, matched
+
+
+def identity_switches(
+    videos: Mapping[str, Sequence[Mapping[str, np.ndarray]]],
+    iou_thresh: float = 0.5,
+    class_aware: bool = True,
+) -> Dict[str, np.ndarray]:
+    """Per video (the input of :func:`mot_metrics`), its identity switches per frame (T,): the
+    frames where an object's match moves to another track id (motmetrics' SWITCH events)."""
+    out = {}
+    for name, frames in videos.items():
+        acc, _ = _accumulate(frames, iou_thresh, class_aware)
+        events = acc.mot_events
+        switches = np.zeros(len(frames), np.int64)
+        if len(events):
+            frame_ids = events.index.get_level_values(0)[events["Type"].values == "SWITCH"]
+            np.add.at(switches, np.asarray(frame_ids, np.int64), 1)
+        out[name] = switches
+    return out
+
+
+def plot_identity_switches(switches: Mapping[str, np.ndarray], path: str) -> str:
+    """Cumulative identity switches over the frames, a line per video."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, per_frame in switches.items():
+        ax.step(np.arange(1, len(per_frame) + 1), np.cumsum(per_frame), where="post",
+                label=f"{name} ({int(per_frame.sum())})")  # fmt: skip
+    ax.set(xlabel="frame", ylabel="identity switches so far", title="identity switches over time")
+    ax.grid(alpha=0.3)
+    if len(switches) <= 20:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 class MOTEvaluator(DatasetEvaluator):
@@ -163,6 +219,7 @@ class MOTEvaluator(DatasetEvaluator):
         iou_thresh: float = 0.5,
         class_aware: bool = True,
         output_dir: Optional[str] = None,
+        analysis: bool = False,
     ):
         """
         Args:
@@ -172,7 +229,10 @@ class MOTEvaluator(DatasetEvaluator):
             iou_thresh, class_aware: as :func:`mot_metrics`.
             output_dir: where to write the tracks as MOTChallenge result files,
                 ``output_dir/<dataset_name>/mot_results/<video>.txt`` (:mod:`.mot_files`).
+            analysis: also write there ``tracking_per_video.md`` (the table of each video) and
+                ``identity_switches.png`` (:func:`plot_identity_switches`).
         """
+        self._analysis = analysis
         self._output_dir = output_dir
         self._dataset_name = dataset_name
         self._distributed = distributed
@@ -216,10 +276,14 @@ class MOTEvaluator(DatasetEvaluator):
             self._write_results(videos)
         overall, per_video = mot_metrics(videos, self._iou_thresh, self._class_aware)
         rows = [[name, *(per_video[name][k] for k in RESULT_KEYS)] for name in per_video]
-        self._logger.info(
-            f"Tracking results of {self._dataset_name} per video:\n"
-            + tabulate(rows, ("video",) + RESULT_KEYS, tablefmt="pipe", floatfmt=".2f")
-        )
+        table = tabulate(rows, ("video",) + RESULT_KEYS, tablefmt="pipe", floatfmt=".2f")
+        self._logger.info(f"Tracking results of {self._dataset_name} per video:\n" + table)
+        if self._output_dir and self._analysis:
+            folder = os.path.join(self._output_dir, self._dataset_name)
+            with open(os.path.join(folder, "tracking_per_video.md"), "w") as f:
+                f.write(table + "\n")
+            switches = identity_switches(videos, self._iou_thresh, self._class_aware)
+            plot_identity_switches(switches, os.path.join(folder, "identity_switches.png"))
         self._logger.info(
             f"Tracking results of {self._dataset_name} ({len(videos)} videos, "
             f"{sum(len(f) for f in videos.values())} frames): \n" + create_small_table(overall)

@@ -74,6 +74,19 @@ class TestEvalOnly(unittest.TestCase):
     def test_the_set_is_learnt(self):
         self.assertGreater(self.trained.results["bbox"]["AP"], 20)
 
+    def test_error_analysis_after_the_evaluation(self):
+        folder = os.path.join(self.trained.out, "inference", "boxes")
+        for name in ("pr_curves.png", "confusion_matrix.png", "errors.png", "analysis.md"):
+            self.assertTrue(os.path.isfile(os.path.join(folder, name)), name)
+        with open(os.path.join(folder, "analysis.json")) as f:
+            report = json.load(f)
+        # the curves' area is the AP the evaluation printed (one class)
+        self.assertAlmostEqual(report["ap"][0], self.trained.results["bbox"]["AP"], places=4)
+        errors = report["errors"]
+        self.assertEqual(errors["objects"], 16)  # 8 images x 2 squares
+        self.assertEqual(errors["true_positive"] + errors["missed"] + errors["localization"]
+                         + errors["class"] + errors["both"] >= 16, True)  # fmt: skip
+
     def test_eval_only_gives_the_same_ap(self):
         run = self.trained
         with tempfile.TemporaryDirectory() as out:

@@ -44,6 +44,9 @@ class TestKeypointTraining(unittest.TestCase):
 
     def test_keypoint_ap_next_to_box_ap(self):
         self.assertIn("AP", self.results["bbox"])
+        # the analysis has the keypoints' precision-recall curves too (OKS of the set's sigmas)
+        folder = os.path.join(self.out, "inference", "kp_boxes")
+        self.assertTrue(os.path.isfile(os.path.join(folder, "pr_curves_keypoints.png")))
         self.assertTrue(math.isfinite(self.results["keypoints"]["AP50"]))
         # learning, if not yet well in 200 iterations: the keypoint losses fall to under half
         # their start (to 0.25 and 0.09 of it on this project's CPU machine; keypoint AP after a

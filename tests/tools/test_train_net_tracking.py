@@ -42,6 +42,7 @@ class TestTrackingTrainNet(unittest.TestCase):
         cls.argv += ["MODEL.CENTERNET.NUM_CLASSES", "2", "DATASETS.TRAIN", "('toy_video',)"]
         cls.argv += ["DATASETS.TEST", "('toy_video',)", "INPUT.CENTERNET.TRAIN_SIZE", "(64, 64)"]
         cls.argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"] + LOW_THRESHOLDS
+        cls.argv += ["TEST.ANALYSIS.ENABLED", "True"]
         cls.out = os.path.join(cls.tmp.name, "out")
         cls.results = run_main(cls.argv + ["SOLVER.MAX_ITER", "6", "OUTPUT_DIR", cls.out])
 
@@ -79,6 +80,15 @@ class TestTrackingTrainNet(unittest.TestCase):
         self.assertEqual(tracking.keys(), self.results["tracking"].keys())
         for key, value in self.results["tracking"].items():
             self.assertAlmostEqual(tracking[key], value, places=4, msg=key)
+
+    def test_analysis_of_a_video_set(self):
+        folder = os.path.join(self.out, "inference", "toy_video")
+        table = open(os.path.join(folder, "tracking_per_video.md")).read()
+        self.assertIn("| vid1 ", table)
+        self.assertIn("| vid2 ", table)
+        self.assertTrue(os.path.isfile(os.path.join(folder, "identity_switches.png")))
+        with open(os.path.join(folder, "analysis.json")) as f:  # of the frames' detections
+            self.assertEqual(json.load(f)["errors"]["objects"], 16)
 
     def test_eval_mot_names_a_missing_file(self):
         tool = load_tool("eval_mot")
