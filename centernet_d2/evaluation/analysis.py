@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 ERROR_TYPES = ("localization", "class", "duplicate", "background", "both", "missed")
 MATCH_IOU = 0.5  # COCO's AP50 threshold: a detection this close to an object of its class is right
 BACKGROUND_IOU = 0.1  # TIDE's background threshold
-MIN_DRAWN_SIDE = 480  # the worst images are enlarged by a whole factor to about this side
+MIN_DRAWN_SIDE = 480  # the worst images are enlarged by a whole factor to at least this side
 
 
 def _coco_eval(coco_gt, detections: List[Dict], iou_type: str = "bbox", oks_sigmas=None):
@@ -333,7 +333,7 @@ def draw_errors(
     names = {c["id"]: c["name"] for c in coco_gt.cats.values()}
     missed = set(image_errors["missed"])
     annos = [a for a in coco_gt.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0)]
-    scale = max(1, MIN_DRAWN_SIDE // max(image.shape[:2]))  # small images enlarged: legible labels
+    scale = max(1, -(-MIN_DRAWN_SIDE // max(image.shape[:2])))  # small images enlarged: legible
     if scale > 1:
         size = (image.shape[1] * scale, image.shape[0] * scale)
         image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)

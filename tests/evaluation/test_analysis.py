@@ -122,7 +122,7 @@ class TestPlantedErrors(unittest.TestCase):
             self.assertIn(name, names)
         # the two images with errors, most first; ground truth and detections side by side
         self.assertEqual(worst, ["01_image1_4errors.png", "02_image2_1errors.png"])
-        self.assertEqual(picture.shape, (400, 808, 3))  # 4x: labels legible
+        self.assertEqual(picture.shape, (500, 1008, 3))  # 5x: labels legible
         self.assertIn("| 1 | 1 | 1 | 1 | 0 | 1 |", table)
         self.assertEqual(saved["errors"], report["errors"])
 
