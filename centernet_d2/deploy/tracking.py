@@ -8,6 +8,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..tracking.tracker import Tracker, TrackerSettings
+from ..utils.radius import cornernet_code_radii
 from .predictor import DeployPredictor
 
 __all__ = ["DeployTracker", "prev_heatmap"]
@@ -17,15 +18,9 @@ PREV_HEATMAP_MIN_OVERLAP = 0.7
 
 
 def _radius(width: float, height: float, o: float = PREV_HEATMAP_MIN_OVERLAP) -> int:
-    """CornerNet's code's radius (its three cases, the smallest), truncated, as
+    """CornerNet's code's radius (the smallest of its three), truncated, as
     :func:`centernet_d2.modeling.targets.cornernet_paper_radius` for one box."""
-    b1 = height + width
-    r1 = (b1 + math.sqrt(b1**2 - 4 * width * height * (1 - o) / (1 + o))) / 2
-    b2 = 2 * (height + width)
-    r2 = (b2 + math.sqrt(b2**2 - 16 * (1 - o) * width * height)) / 2
-    b3 = -2 * o * (height + width)
-    r3 = (b3 + math.sqrt(b3**2 - 16 * o * (o - 1) * width * height)) / 2
-    return int(max(min(r1, r2, r3), 0.0))
+    return int(max(min(cornernet_code_radii(width, height, o, math.sqrt)), 0.0))
 
 
 def prev_heatmap(boxes: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -23,6 +23,8 @@ import torch
 from detectron2.structures import Instances
 from torch import Tensor
 
+from ..utils.radius import cornernet_code_radii
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -137,13 +139,7 @@ def cornernet_paper_radius(sizes: Tensor, min_overlap: float) -> Tensor:
         (M,) float radii in the units of ``sizes``, >= 0.
     """
     w, h = sizes.double().unbind(1)
-    o = min_overlap
-    b1 = h + w
-    r1 = (b1 + torch.sqrt(b1**2 - 4 * w * h * (1 - o) / (1 + o))) / 2
-    b2 = 2 * (h + w)
-    r2 = (b2 + torch.sqrt(b2**2 - 16 * (1 - o) * w * h)) / 2
-    b3 = -2 * o * (h + w)
-    r3 = (b3 + torch.sqrt(b3**2 - 16 * o * (o - 1) * w * h)) / 2
+    r1, r2, r3 = cornernet_code_radii(w, h, min_overlap, torch.sqrt)
     return torch.min(torch.min(r1, r2), r3).clamp(min=0).to(sizes.dtype)
 
 
