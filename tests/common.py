@@ -101,6 +101,26 @@ def run_tool_process(name: str, *args: str, timeout: int = 300) -> subprocess.Co
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
+def run_tool_in_process(tool, argv: Sequence[str], parser=None) -> Tuple[int, str]:
+    """A tool's ``__main__`` path (``run_tool`` around its ``main``) on ``argv``, in this process:
+    (exit status, stderr). ``tool``: its name (``tools/<name>.py``) or its loaded module;
+    ``parser``: the function that makes its argument parser (default its ``get_parser``)."""
+    import contextlib
+    import io
+
+    from centernet_d2.utils.cli import run_tool
+
+    tool = load_tool(tool) if isinstance(tool, str) else tool
+    args = (parser or tool.get_parser)().parse_args(list(argv))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            run_tool(tool.main, args)
+        except SystemExit as e:
+            return e.code, err.getvalue()
+    return 0, err.getvalue()
+
+
 # (class name, BGR colour) of the boxes drawn by write_boxes_image
 _COLOURS = [(40, 40, 220), (220, 120, 30), (30, 200, 60), (200, 200, 40)]
 

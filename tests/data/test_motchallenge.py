@@ -12,7 +12,7 @@ from detectron2.structures import BoxMode
 
 from centernet_d2.data import convert_mot, mot_to_coco_video, register_coco_video_dataset
 from centernet_d2.evaluation import MOTEvaluator
-from tests.common import MOT_ROWS, load_tool, pred_instances, run_tool_process, write_mot_folder
+from tests.common import MOT_ROWS, load_tool, pred_instances, run_tool_in_process, write_mot_folder
 
 LENGTHS = {"MOT-A": 5, "MOT-B": 4}
 
@@ -207,10 +207,12 @@ class TestConvertMOTTool(unittest.TestCase):
 
     def test_user_error(self):
         with tempfile.TemporaryDirectory() as tmp:
-            result = run_tool_process("convert_mot", os.path.join(tmp, "nothing"), "out.json")
-        self.assertEqual(result.returncode, 2, result.stderr)
-        self.assertIn("error: MOT folder", result.stderr)
-        self.assertIn("nothing not found", result.stderr)
+            code, stderr = run_tool_in_process(
+                "convert_mot", [os.path.join(tmp, "nothing"), "out.json"]
+            )
+        self.assertEqual(code, 2, stderr)
+        self.assertIn("error: MOT folder", stderr)
+        self.assertIn("nothing not found", stderr)
 
     def test_visibility_is_not_a_conversion_option(self):
         # a val json filtered by visibility would not be TrackEval's ground truth

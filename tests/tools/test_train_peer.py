@@ -15,7 +15,7 @@ from tests.common import (
     R18_CONFIG,
     TINY,
     load_tool,
-    run_tool_process,
+    run_tool_in_process,
     tiny_cfg,
     write_boxes_coco,
 )
@@ -116,8 +116,9 @@ class TestPeerConfig(unittest.TestCase):
 
 class TestUserError(unittest.TestCase):
     def test_missing_config_file(self):
-        proc = run_tool_process("train_peer", "--config-file", "nope.yaml")
-        self.assertEqual(proc.returncode, 2, proc.stderr[-2000:])
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-        self.assertEqual(errors, ["error: config file nope.yaml not found"], proc.stderr[-2000:])
-        self.assertNotIn("Traceback", proc.stderr)
+        code, stderr = run_tool_in_process(
+            train_peer, ["--config-file", "nope.yaml"], train_peer.argument_parser
+        )
+        self.assertEqual(code, 2, stderr[-2000:])
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        self.assertEqual(errors, ["error: config file nope.yaml not found"], stderr[-2000:])
