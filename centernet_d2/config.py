@@ -301,8 +301,8 @@ def add_centertrack_config(cfg: CN) -> CN:
     # track; a track unmatched for more than MAX_AGE frames ends (0: in the first frame without
     # a match); until then it moves on at its last velocity and may be linked again. With
     # SECOND_STAGE (ByteTrack), detections scoring in (LOW_SCORE_THRESH, SCORE_THRESH] are then
-    # linked, by the same rule, to the previous frame's tracks left unlinked; they never start
-    # a track (the model must output them: MODEL.CENTERNET.SCORE_THRESH_TEST at most
+    # linked to the previous frame's tracks left unlinked, by box IoU >= SECOND_STAGE_MIN_IOU
+    # (the detection's box moved by its displacement); they never start a track (the model must output them: MODEL.CENTERNET.SCORE_THRESH_TEST at most
     # LOW_SCORE_THRESH). The next frame's input heatmap shows the tracks matched or started in
     # this frame that score at least PREV_HEATMAP_SCORE (CenterTrack's --track_thresh,
     # --new_thresh, --max_age - 1, --pre_thresh).
@@ -328,6 +328,7 @@ def add_centertrack_config(cfg: CN) -> CN:
     k.PREV_HEATMAP_SCORE = 0.3
     k.SECOND_STAGE = False
     k.LOW_SCORE_THRESH = 0.1
+    k.SECOND_STAGE_MIN_IOU = 0.5
     return cfg
 
 

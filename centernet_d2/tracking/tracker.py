@@ -12,8 +12,9 @@ for ``max_age`` frames, and may be matched again meanwhile; a kept (lost) track 
 
 With ``second_stage`` (ByteTrack's association, Zhang et al. 2022, run on CenterTrack's detections
 in its paper), the detections scoring above ``low_score_thresh`` but not above ``score_thresh``
-are linked, by the same rule, to the tracks of the previous frame that the first stage left
-unmatched: a partly hidden object's weak detection continues its track. They never start one.
+are linked to the tracks of the previous frame that the first stage left unmatched, by the IoU
+(at least ``second_iou``) of the detection's box moved by its displacement and the track's box:
+a partly hidden object's weak detection continues its track. They never start one.
 
 Shape shorthand: D detections of a frame, T tracks kept from the previous frame (active and lost),
 P linked pairs. Boxes are XYXY in input pixels. numpy only: the tracker runs on the deploy side,
@@ -59,6 +60,8 @@ class TrackerSettings:
         second_stage: link the detections scoring in (``low_score_thresh``, ``score_thresh``] to
             the tracks of the previous frame left unmatched by the first stage (ByteTrack).
         low_score_thresh: the second stage's lower score bound, below ``score_thresh``.
+        second_iou: the least IoU of a second-stage pair: the detection's box moved by its
+            displacement (with ``match_by="displacement"``) and the track's box (ByteTrack: 0.5).
     """
 
     match_by: str = "displacement"
@@ -68,6 +71,7 @@ class TrackerSettings:
     min_iou: float = 0.3
     second_stage: bool = False
     low_score_thresh: float = 0.1
+    second_iou: float = 0.5
 
     @classmethod
     def from_config(cls, cfg) -> "TrackerSettings":
@@ -81,6 +85,7 @@ class TrackerSettings:
             min_iou=k.MIN_IOU,
             second_stage=k.SECOND_STAGE,
             low_score_thresh=k.LOW_SCORE_THRESH,
+            second_iou=k.SECOND_STAGE_MIN_IOU,
         )
 
     def __post_init__(self):
@@ -88,8 +93,9 @@ class TrackerSettings:
             raise ValueError(f"match_by must be one of {MATCH_BY}, got {self.match_by!r}")
         if isinstance(self.max_age, bool) or not isinstance(self.max_age, int) or self.max_age < 0:
             raise ValueError(f"max_age must be an int >= 0, got {self.max_age!r}")
-        if not 0.0 <= self.min_iou <= 1.0:
-            raise ValueError(f"min_iou must be in [0, 1], got {self.min_iou!r}")
+        for name in ("min_iou", "second_iou"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.new_track_score < self.score_thresh:
             raise ValueError(
                 f"new_track_score ({self.new_track_score}) must be >= score_thresh "
@@ -150,6 +156,7 @@ class Tracker:
         min_iou: float = TrackerSettings.min_iou,
         second_stage: bool = TrackerSettings.second_stage,
         low_score_thresh: float = TrackerSettings.low_score_thresh,
+        second_iou: float = TrackerSettings.second_iou,
     ):
         """Args: as the fields of :class:`TrackerSettings`."""
         self.settings = TrackerSettings(
@@ -160,6 +167,7 @@ class Tracker:
             min_iou=min_iou,
             second_stage=second_stage,
             low_score_thresh=low_score_thresh,
+            second_iou=second_iou,
         )
         self.reset()
 
@@ -207,20 +215,20 @@ class Tracker:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         scores = np.asarray(scores, np.float32).reshape(-1)
         classes = np.asarray(classes, np.int64).reshape(-1)
+        shift = np.zeros((len(boxes), 2), np.float32)  # to where each was in the previous frame
         if displacements is not None and s.match_by == "displacement":
-            centers = box_centers(boxes) + np.asarray(displacements, np.float32).reshape(-1, 2)
-        else:
-            centers = box_centers(boxes)
+            shift = np.asarray(displacements, np.float32).reshape(-1, 2)
         track_of = np.full(len(boxes), -1, np.int64)  # (D,) the matched track's index
 
         first = np.flatnonzero(scores > s.score_thresh)
         free = np.ones(self.num_tracks, bool)
-        self._link(first, np.flatnonzero(free), boxes, centers, scores, classes, track_of)
+        by_iou = s.match_by == "iou"
+        self._link(first, np.flatnonzero(free), boxes, shift, scores, classes, track_of, by_iou)
         if s.second_stage:
             free[track_of[track_of >= 0]] = False
             low = np.flatnonzero((scores > s.low_score_thresh) & (scores <= s.score_thresh))
             active = np.flatnonzero(free & (self._lost == 0))  # ByteTrack: not the lost tracks
-            self._link(low, active, boxes, centers, scores, classes, track_of)
+            self._link(low, active, boxes, shift, scores, classes, track_of, True, s.second_iou)
 
         matched = np.flatnonzero(track_of >= 0)
         track_ids = np.full(len(boxes), -1, np.int64)
@@ -233,20 +241,26 @@ class Tracker:
         index = np.flatnonzero(track_ids >= 0)
         return TrackedDetections(index, track_ids[index])
 
-    def _link(self, dets, tracks, boxes, centers, scores, classes, track_of) -> None:
-        """Match detections ``dets`` (indices) to tracks ``tracks`` (indices) by the
-        ``match_by`` rule, greedily in descending score; write the pairs into ``track_of``."""
-        s = self.settings
+    def _link(
+        self, dets, tracks, boxes, shift, scores, classes, track_of, by_iou, min_iou=None
+    ) -> None:
+        """Match detections ``dets`` (indices) to tracks ``tracks`` (indices), greedily in
+        descending score, and write the pairs into ``track_of``: with ``by_iou`` by the IoU
+        (at least ``min_iou``, default ``min_iou`` of the settings) of each detection's box moved
+        by ``shift`` (D, 2) and the track's box, else by CenterTrack's centre distance after
+        ``shift``."""
         if not len(dets) or not len(tracks):
             return
         same_class = classes[dets][:, None] == self._classes[tracks][None, :]  # (D, T)
-        if s.match_by == "iou":
-            iou = box_iou(boxes[dets], self._boxes[tracks])
-            cost, valid = -iou, same_class & (iou >= s.min_iou)
+        moved = boxes[dets] + np.tile(shift[dets], 2)
+        if by_iou:
+            iou = box_iou(moved, self._boxes[tracks])
+            min_iou = self.settings.min_iou if min_iou is None else min_iou
+            cost, valid = -iou, same_class & (iou >= min_iou)
         else:
             # squared distances against areas: dist <= sqrt(area) of both boxes, as CenterTrack
             track_centers = box_centers(self._boxes[tracks])
-            cost = ((centers[dets][:, None, :] - track_centers[None, :, :]) ** 2).sum(2)
+            cost = ((box_centers(moved)[:, None, :] - track_centers[None, :, :]) ** 2).sum(2)
             valid = same_class & (cost <= box_areas(self._boxes[tracks])[None, :])
             valid &= cost <= box_areas(boxes[dets])[:, None]
         order = np.argsort(-scores[dets], kind="stable")  # (D,)

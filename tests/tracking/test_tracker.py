@@ -176,6 +176,22 @@ class TestTracker(unittest.TestCase):
         )
         self.assertEqual(ids(track_instances(tracker, pred_instances([square(50, 50)], [0]))), [1])
 
+    def test_second_stage_by_iou_of_the_displaced_box(self):
+        # a weak detection 8 px from the track (IoU 12 x 20 / (800 - 240) = 0.43 < 0.5): not
+        # linked, though the first stage's centre rule would take it; with its displacement
+        # (-8, 0) its box moves onto the track's: linked
+        def run(displacement):
+            tracker = Tracker(second_stage=True, low_score_thresh=0.1)
+            track_instances(tracker, pred_instances([square(50, 50)], [0]))
+            weak = pred_instances([square(58, 50)], [0], [0.2], displacements=[displacement])
+            return ids(track_instances(tracker, weak))
+
+        self.assertEqual(run([0, 0]), [])
+        self.assertEqual(run([-8, 0]), [1])
+        self.assertEqual(Tracker(second_iou=0.3).settings.second_iou, 0.3)
+        with self.assertRaisesRegex(ValueError, "second_iou"):
+            Tracker(second_iou=1.5)
+
     def test_motion_through_occlusion(self):
         # a 20 px square moving 12 px per frame is hidden for frames 2-4; when it reappears its
         # predicted displacement is 0 (the previous frame did not show it): only the lost
