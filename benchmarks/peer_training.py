@@ -38,6 +38,7 @@ so ``metrics.json`` holds ``bbox/AP`` by iteration as a CenterNet run's does.
 """
 
 import math
+import os
 from typing import List, Optional, Sequence, Tuple
 
 from detectron2.config import CfgNode
@@ -162,8 +163,10 @@ def _node(cfg: CfgNode, key: str) -> CfgNode:
 
 class PeerTrainer(DefaultTrainer):
     """Detectron2's ``DefaultTrainer`` (its model, ``DatasetMapper``, SGD, hooks and writers)
-    with the evaluators of CenterNet's :class:`~centernet_d2.engine.Trainer`."""
+    with the AP evaluators of CenterNet's :class:`~centernet_d2.engine.Trainer` (its error
+    analysis needs CenterNet's config keys)."""
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):
-        return Trainer.build_evaluator(cfg, dataset_name, output_folder)
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+        return Trainer.build_ap_evaluator(cfg, dataset_name, output_folder)

@@ -146,34 +146,18 @@ class Tracker:
     1, 2, ... in the order the tracks start, anew after :meth:`reset`.
     """
 
-    def __init__(
-        self,
-        *,
-        match_by: str = TrackerSettings.match_by,
-        score_thresh: float = TrackerSettings.score_thresh,
-        new_track_score: float = TrackerSettings.new_track_score,
-        max_age: int = TrackerSettings.max_age,
-        min_iou: float = TrackerSettings.min_iou,
-        second_stage: bool = TrackerSettings.second_stage,
-        low_score_thresh: float = TrackerSettings.low_score_thresh,
-        second_iou: float = TrackerSettings.second_iou,
-    ):
-        """Args: as the fields of :class:`TrackerSettings`."""
-        self.settings = TrackerSettings(
-            match_by=match_by,
-            score_thresh=score_thresh,
-            new_track_score=new_track_score,
-            max_age=max_age,
-            min_iou=min_iou,
-            second_stage=second_stage,
-            low_score_thresh=low_score_thresh,
-            second_iou=second_iou,
-        )
+    def __init__(self, settings: Optional[TrackerSettings] = None, **fields):
+        """
+        Args:
+            settings: default ``TrackerSettings()``.
+            fields: fields of :class:`TrackerSettings` to set instead, e.g. ``max_age=10``.
+        """
+        self.settings = dataclasses.replace(settings or TrackerSettings(), **fields)
         self.reset()
 
     @classmethod
     def from_settings(cls, settings: TrackerSettings) -> "Tracker":
-        return cls(**dataclasses.asdict(settings))
+        return cls(settings)
 
     def reset(self) -> None:
         """Forget all tracks (a new video); ids start at 1 again."""
