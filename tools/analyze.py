@@ -40,7 +40,7 @@ def get_parser():
     return add_dataset_flags(add_debug_flag(parser))
 
 
-def load_detections(path: str, categories) -> list:
+def load_detections(path: str, categories, image_ids) -> list:
     """The detections of ``path``; ``ValueError`` naming the file for another layout."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"--results {path} not found")
@@ -60,6 +60,12 @@ def load_detections(path: str, categories) -> list:
             f"--results {path} has category ids {unknown} that the dataset does not "
             f"({sorted(categories)})"
         )
+    strays = sorted({d["image_id"] for d in detections} - set(image_ids))
+    if strays:
+        raise ValueError(
+            f"--results {path} has detections of image ids {strays[:5]} that the dataset does "
+            "not have: are they of another --dataset?"
+        )
     return detections
 
 
@@ -69,7 +75,7 @@ def main(args):
     register_dataset_flags(args)
     check_registered([args.dataset], "--dataset")
     coco_gt, _ = dataset_coco(args.dataset)
-    detections = load_detections(args.results, coco_gt.getCatIds())
+    detections = load_detections(args.results, coco_gt.getCatIds(), coco_gt.getImgIds())
     files = {i["id"]: i["file_name"] for i in coco_gt.dataset["images"]}
     report = analyze_detections(
         coco_gt,

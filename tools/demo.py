@@ -28,7 +28,7 @@ from centernet_d2.data.image_io import read_image
 from centernet_d2.engine.defaults import setup_cfg
 from centernet_d2.engine.predictor import CenterNetPredictor, CenterTrackPredictor
 from centernet_d2.engine.trainer import is_tracking_config
-from centernet_d2.evaluation.mot_files import write_mot_results
+from centernet_d2.evaluation.mot_files import track_rows, write_mot_results
 from centernet_d2.utils.cli import config_tool_parser, run_tool
 from centernet_d2.utils.visualize import (
     draw_predictions,
@@ -137,7 +137,7 @@ def run_video(predictor, path, output):
             instances = predictor(frame)["instances"]
             rgb = np.ascontiguousarray(frame[:, :, ::-1])
             if tracking:
-                tracks.append((len(tracks) + 1, mot_rows(instances)))
+                tracks.append((len(tracks) + 1, track_rows(instances)))
                 trails = update_trails(trails, instances, TRAIL_LENGTH)
                 drawn = draw_tracks(rgb, instances, predictor.metadata, trails)
             else:
@@ -149,17 +149,6 @@ def run_video(predictor, path, output):
         num_classes = len(predictor.metadata.get("thing_classes", [None]))
         write_mot_results(os.path.join(output, name + ".txt"), tracks, num_classes)
     return out_path
-
-
-def mot_rows(instances):
-    """A frame's tracks as :func:`write_mot_results` takes them."""
-    instances = instances.to("cpu")
-    return {
-        "pred_ids": instances.pred_track_ids.numpy(),
-        "pred_boxes": instances.pred_boxes.tensor.numpy(),
-        "scores": instances.scores.numpy(),
-        "pred_classes": instances.pred_classes.numpy(),
-    }
 
 
 def main(args):

@@ -261,7 +261,8 @@ class Trainer(DefaultTrainer):
             worst_images=a.WORST_IMAGES,
             oks_sigmas=sigmas,
         )
-        if isinstance(evaluator, DatasetEvaluators):  # a video set: the frames' detections
+        kind = MetadataCatalog.get(dataset_name).get("evaluator_type", "coco")
+        if kind == "mot" and is_tracking_config(cfg):  # a tracker's outputs: the detections
             analysis = FrameDetectionsEvaluator(analysis)
         return DatasetEvaluators([evaluator, analysis])
 

@@ -24,7 +24,6 @@ from collections import OrderedDict, defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import BoxMode
@@ -33,7 +32,7 @@ from detectron2.utils.logger import create_small_table
 from tabulate import tabulate
 
 from ..utils.boxes import box_iou
-from .mot_files import write_mot_results
+from .mot_files import track_rows, write_mot_results
 
 __all__ = [
     "FrameDetectionsEvaluator",
@@ -252,13 +251,7 @@ class MOTEvaluator(DatasetEvaluator):
                     f"MOTEvaluator needs outputs whose instances have pred_track_ids (from a "
                     f"tracker); image {inp['image_id']} has {list(instances.get_fields())}"
                 )
-            instances = instances.to(torch.device("cpu"))
-            self._predictions[inp["image_id"]] = {
-                "pred_boxes": instances.pred_boxes.tensor.numpy().astype(np.float64),
-                "pred_classes": instances.pred_classes.numpy(),
-                "pred_ids": instances.pred_track_ids.numpy(),
-                "scores": instances.scores.numpy() if instances.has("scores") else None,
-            }
+            self._predictions[inp["image_id"]] = track_rows(instances)
 
     def evaluate(self) -> "OrderedDict[str, Dict[str, float]]":
         predictions = self._predictions
@@ -294,7 +287,7 @@ class MOTEvaluator(DatasetEvaluator):
         folder = os.path.join(self._output_dir, self._dataset_name, "mot_results")
         num_classes = len(MetadataCatalog.get(self._dataset_name).get("thing_classes", [None]))
         for name, frames in videos.items():
-            numbered = [(f["frame_id"], _with_scores(f)) for f in frames]
+            numbered = [(f["frame_id"], f) for f in frames]
             write_mot_results(os.path.join(folder, name + ".txt"), numbered, num_classes)
         self._logger.info(f"MOTChallenge result files of {len(videos)} videos in {folder}")
 
@@ -318,13 +311,6 @@ class MOTEvaluator(DatasetEvaluator):
             str(names.get(vid, vid)): [f for _, f in sorted(frames, key=lambda x: x[0])]
             for vid, frames in sorted(frames_of.items())
         }
-
-
-def _with_scores(frame: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """The frame's tracks, score 1 where the tracker gave none."""
-    if frame.get("scores") is not None:
-        return frame
-    return dict(frame, scores=np.ones(len(frame["pred_ids"])))
 
 
 def _ground_truth(d: dict, dataset_name: str) -> Dict[str, np.ndarray]:

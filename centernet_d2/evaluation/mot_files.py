@@ -18,9 +18,23 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["read_mot_results", "evaluate_mot_results", "write_mot_results"]
+__all__ = ["evaluate_mot_results", "read_mot_results", "track_rows", "write_mot_results"]
 
 _COLUMNS = 10
+
+
+def track_rows(instances) -> Dict[str, np.ndarray]:
+    """A frame's tracks (Detectron2 ``Instances`` with ``pred_boxes``, ``pred_classes``,
+    ``pred_track_ids`` and optionally ``scores``) as the arrays of :func:`write_mot_results`
+    ("scores" 1 where the tracker gave none)."""
+    instances = instances.to("cpu")
+    n = len(instances)
+    return {
+        "pred_ids": instances.pred_track_ids.numpy(),
+        "pred_boxes": instances.pred_boxes.tensor.numpy().astype(np.float64),
+        "scores": instances.scores.numpy() if instances.has("scores") else np.ones(n),
+        "pred_classes": instances.pred_classes.numpy(),
+    }
 
 
 def write_mot_results(
@@ -110,6 +124,11 @@ def evaluate_mot_results(
     from .mot import MOTEvaluator
 
     dicts = DatasetCatalog.get(dataset_name)
+    if any("video_id" not in d or "frame_id" not in d for d in dicts):
+        raise ValueError(
+            f"dataset {dataset_name!r} has images without video_id / frame_id: MOT results are "
+            "evaluated against a video dataset (--coco-video-dataset, tools/convert_mot.py)"
+        )
     names = MetadataCatalog.get(dataset_name).get("video_names", {})
     results: Dict[object, Dict[int, Dict[str, np.ndarray]]] = {}
     for d in dicts:

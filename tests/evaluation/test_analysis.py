@@ -20,7 +20,7 @@ from pycocotools.cocoeval import COCOeval
 from centernet_d2.evaluation import DetectionAnalysis, analyze_detections
 from centernet_d2.evaluation.analysis import confusion_matrix, error_breakdown, pr_curves
 from centernet_d2.evaluation.mot import identity_switches, mot_metrics
-from tests.common import load_tool
+from tests.common import load_tool, run_tool_in_process
 
 A, B = 1, 2  # category ids
 OBJECTS = {  # image id -> [(category, XYWH box)]
@@ -170,6 +170,11 @@ class TestAfterEvaluation(unittest.TestCase):
                     json.dump([dict(detections()[0], category_id=7)], f)
                 with self.assertRaisesRegex(ValueError, r"results\.json has category ids \[7\]"):
                     tool.main(tool.get_parser().parse_args(args))
+                with open(results, "w") as f:  # another set's image: one line, no assertion
+                    json.dump([dict(detections()[0], category_id=0, image_id=99)], f)
+                code, stderr = run_tool_in_process(tool, args)
+                self.assertEqual(code, 2, stderr)
+                self.assertIn("image ids [99] that the dataset does not have", stderr)
             finally:
                 DatasetCatalog.remove(name)
                 MetadataCatalog.remove(name)

@@ -19,6 +19,7 @@ from tests.common import (
     coco_video_json,
     load_tool,
     run_main,
+    run_tool_in_process,
     write_coco_video,
 )
 
@@ -95,6 +96,11 @@ class TestTrackingTrainNet(unittest.TestCase):
         args = tool.get_parser().parse_args(["--results", self.tmp.name, "--dataset", "toy_video"])
         with self.assertRaisesRegex(FileNotFoundError, r"vid1\.txt not found"):
             tool.main(args)
+        # a still-image set: one line naming what is needed, not a KeyError
+        argv = ["--results", self.tmp.name, "--dataset", "shapes_val"]
+        code, stderr = run_tool_in_process(tool, argv)
+        self.assertEqual(code, 2, stderr)
+        self.assertIn("'shapes_val' has images without video_id", stderr)
 
     def test_eval_only_gives_the_same_numbers(self):
         weights = os.path.join(self.out, "model_final.pth")
